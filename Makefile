@@ -1,0 +1,38 @@
+# Cairn — two commands: `make run` and `make test`. See README.md.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint typecheck pytest bench install clean
+
+run: $(STAMP)  ## Set up everything and serve on http://127.0.0.1:8000 (Ctrl-C stops)
+	$(BIN)/python manage.py serve
+
+test: $(STAMP) lint typecheck pytest  ## ruff, mypy and pytest against a real PostgreSQL + pgvector
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)  ## Benchmarks: each prints a table and a JSON line
+	$(BIN)/python benchmarks/startup.py
+
+install: $(STAMP)
+
+# torch is installed on its own first so that pip takes the pinned CPU build
+# (2.13.0+cpu) and never resolves the CUDA variant with its GBs of packages.
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -c requirements.lock "torch==2.13.0"
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[dev]"
+	touch $(STAMP)
+
+clean:  ## Remove the virtualenv and caches (keeps .cairn/ data)
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

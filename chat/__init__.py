@@ -1,0 +1,1 @@
+"""Grounded answers: chat UI, APIs and the LLM gateway."""

@@ -1,0 +1,1 @@
+"""Project configuration: settings, URLs, ASGI and Celery entry points, embedded bootstrap."""

@@ -1,0 +1,30 @@
+"""Process start-up for the embedded mode, shared by manage.py, ASGI and Celery.
+
+Kept free of Django imports: it runs before settings are loaded, because the
+settings read the socket location of the embedded server.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+
+from config.embedded import EmbeddedPostgres
+
+
+def embedded_mode() -> bool:
+    return not os.environ.get("DATABASE_URL")
+
+
+def ensure_embedded_database(*, stop_at_exit: bool) -> None:
+    """In embedded mode, make sure the embedded PostgreSQL runs.
+
+    ``stop_at_exit``: stop it when this process exits, if this process started it
+    (manage.py does; web and worker processes leave it to their supervisor).
+    """
+    if not embedded_mode():
+        return
+    server = EmbeddedPostgres.default()
+    started = server.ensure_running()
+    if started and stop_at_exit:
+        atexit.register(server.stop)

@@ -1,0 +1,316 @@
+"""Cairn settings: one module, driven by the environment.
+
+Two modes, chosen by DATABASE_URL:
+
+* embedded (no DATABASE_URL): an embedded PostgreSQL with pgvector under
+  CAIRN_HOME, a broker that needs no server, local-memory cache; made for
+  ``make run`` on one machine.
+* production (DATABASE_URL set): the given PostgreSQL, Redis (REDIS_URL) as
+  broker, cache and rate-limit store, and a strong SECRET_KEY is mandatory.
+
+Every variable is read through ``config.env`` so that the README table and
+compose.yaml can be checked against what is actually read.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import environ
+
+from config.embedded import DATABASE_NAME, DATABASE_USER, SOCKET_PORT, EmbeddedPostgres
+from config.env import (
+    ConfigurationError,
+    env_bool,
+    env_int,
+    env_list,
+    env_path,
+    env_secret,
+    env_str,
+)
+from config.secret_key import load_or_create_secret_key, require_strong_secret_key
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+CAIRN_HOME = env_path(
+    "CAIRN_HOME",
+    BASE_DIR / ".cairn",
+    shown=".cairn/",
+    help="Data folder of the embedded mode: database, broker queue, uploads, secret key.",
+)
+DATABASE_URL = env_str(
+    "DATABASE_URL",
+    "",
+    help="PostgreSQL with the vector extension, e.g. postgres://user:pw@host:5432/cairn. "
+    "Unset: the embedded PostgreSQL under CAIRN_HOME (embedded mode).",
+)
+CAIRN_EMBEDDED = not DATABASE_URL
+CAIRN_MODE = "embedded" if CAIRN_EMBEDDED else "production"
+
+# --- Core ------------------------------------------------------------------
+
+_secret_key = env_secret(
+    "SECRET_KEY",
+    "",
+    help="Django's signing key. Embedded mode: generated once into CAIRN_HOME/secret_key. "
+    "Production: required, at least 50 random characters.",
+)
+if CAIRN_EMBEDDED and not _secret_key:
+    SECRET_KEY = load_or_create_secret_key(CAIRN_HOME / "secret_key")
+else:
+    SECRET_KEY = require_strong_secret_key(_secret_key)
+
+DEBUG = env_bool("CAIRN_DEBUG", False, help="Django debug mode. Never in production.")
+ALLOWED_HOSTS = env_list(
+    "CAIRN_ALLOWED_HOSTS",
+    ["localhost", "127.0.0.1", "[::1]"],
+    help="Comma-separated host names the site answers to.",
+)
+CSRF_TRUSTED_ORIGINS = env_list(
+    "CAIRN_CSRF_TRUSTED_ORIGINS",
+    [],
+    help="Comma-separated origins (scheme://host) allowed to POST, when behind a proxy.",
+)
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "template_partials",
+    "rest_framework",
+    "django_htmx",
+    "config",
+    "kb",
+    "ingest",
+    "chat",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+ASGI_APPLICATION = "config.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database --------------------------------------------------------------
+
+_conn_max_age = env_int(
+    "CAIRN_DB_CONN_MAX_AGE",
+    0,
+    help="Seconds a database connection is kept open (0: one per request, the safe ASGI choice).",
+)
+_connect_timeout = env_int(
+    "CAIRN_DB_CONNECT_TIMEOUT", 5, help="Seconds to wait for a database connection."
+)
+
+
+def _database_settings() -> dict[str, Any]:
+    if CAIRN_EMBEDDED:
+        embedded = EmbeddedPostgres(pgdata=CAIRN_HOME / "pgdata")
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": DATABASE_NAME,
+            "USER": DATABASE_USER,
+            "HOST": str(embedded.socket_dir()),
+            "PORT": SOCKET_PORT,
+            "CONN_MAX_AGE": _conn_max_age,
+            "CONN_HEALTH_CHECKS": True,
+            "OPTIONS": {"connect_timeout": _connect_timeout},
+        }
+    try:
+        config = environ.Env.db_url_config(DATABASE_URL)
+    except Exception as exc:  # django-environ raises several types for bad URLs
+        raise ConfigurationError(f"DATABASE_URL cannot be parsed ({exc}).") from exc
+    if config.get("ENGINE") != "django.db.backends.postgresql":
+        raise ConfigurationError(
+            "DATABASE_URL must point to PostgreSQL (postgres://user:password@host:5432/name)."
+        )
+    config.update(
+        {
+            "CONN_MAX_AGE": _conn_max_age,
+            "CONN_HEALTH_CHECKS": True,
+            "OPTIONS": {**config.get("OPTIONS", {}), "connect_timeout": _connect_timeout},
+        }
+    )
+    return dict(config)
+
+
+DATABASES = {"default": _database_settings()}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache, broker ---------------------------------------------------------
+
+REDIS_URL = env_str(
+    "REDIS_URL",
+    "",
+    help="Redis for the broker, cache, rate-limit counters and breaker state. "
+    "Unset: a filesystem broker and a per-process memory cache (single machine only).",
+)
+
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "cairn",
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+CELERY_BROKER_URL = env_str(
+    "CELERY_BROKER_URL",
+    "",
+    help="Celery broker (redis:// or amqp://). Unset: REDIS_URL, else the filesystem broker.",
+) or REDIS_URL or "filesystem://"
+CELERY_BROKER_FOLDER = CAIRN_HOME / "broker"
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {}
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(CELERY_BROKER_FOLDER / "queue"),
+        "data_folder_out": str(CELERY_BROKER_FOLDER / "queue"),
+        "processed_folder": str(CELERY_BROKER_FOLDER / "processed"),
+        "store_processed": False,
+    }
+CELERY_TASK_ALWAYS_EAGER = False
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_TIME_LIMIT = env_int(
+    "CAIRN_TASK_TIME_LIMIT", 900, help="Hard time limit of one background task, in seconds."
+)
+CELERY_TASK_SOFT_TIME_LIMIT = max(CELERY_TASK_TIME_LIMIT - 60, 30)
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# The filesystem transport has no broadcast channel, so remote control is off there.
+CELERY_WORKER_ENABLE_REMOTE_CONTROL = not CELERY_BROKER_URL.startswith("filesystem://")
+CELERY_BEAT_SCHEDULE_FILENAME = str(CAIRN_HOME / "celerybeat-schedule")
+CELERY_TIMEZONE = "UTC"
+
+# --- Files -----------------------------------------------------------------
+
+STATIC_URL = "/static/"
+STATIC_ROOT = env_path(
+    "CAIRN_STATIC_ROOT",
+    CAIRN_HOME / "static",
+    shown=".cairn/static/",
+    help="Where collectstatic puts files (production images).",
+)
+STATICFILES_DIRS = [BASE_DIR / "static"]
+# Embedded mode serves static files straight from the source folders, so no
+# collectstatic step is needed; production serves the hashed, compressed copies.
+WHITENOISE_USE_FINDERS = CAIRN_EMBEDDED
+if CAIRN_EMBEDDED:
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise expects it to exist
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if CAIRN_EMBEDDED
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+MEDIA_ROOT = env_path(
+    "CAIRN_MEDIA_ROOT",
+    CAIRN_HOME / "media",
+    shown=".cairn/media/",
+    help="Where uploaded documents are stored (under generated names; never served directly).",
+)
+MEDIA_URL = "/media/"
+
+CAIRN_MAX_UPLOAD_MB = env_int(
+    "CAIRN_MAX_UPLOAD_MB", 50, help="Largest document accepted for upload, in megabytes."
+)
+CAIRN_MAX_UPLOAD_FILES = env_int(
+    "CAIRN_MAX_UPLOAD_FILES", 20, help="Most files accepted in one upload request."
+)
+DATA_UPLOAD_MAX_NUMBER_FILES = CAIRN_MAX_UPLOAD_FILES
+
+CAIRN_LOAD_DEMO = env_bool(
+    "CAIRN_LOAD_DEMO",
+    CAIRN_EMBEDDED,
+    help="Load the demo knowledge base on `manage.py serve` (default: on in embedded mode).",
+)
+CAIRN_HOST = env_str("CAIRN_HOST", "127.0.0.1", help="Address `manage.py serve` listens on.")
+CAIRN_PORT = env_int("CAIRN_PORT", 8000, help="Port `manage.py serve` listens on.")
+CAIRN_WORKER_CONCURRENCY = env_int(
+    "CAIRN_WORKER_CONCURRENCY", 1, help="Worker processes `manage.py serve` starts for ingestion."
+)
+
+# --- Auth, i18n, security ----------------------------------------------------
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "admin:login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+_https = env_bool(
+    "CAIRN_HTTPS",
+    not CAIRN_EMBEDDED,
+    help="Served over HTTPS (behind a TLS proxy): secure cookies, HSTS, redirect to https.",
+)
+if _https:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+    SECURE_HSTS_SECONDS = 60 * 60 * 24 * 365
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {
+        "handlers": ["console"],
+        "level": env_str("CAIRN_LOG_LEVEL", "INFO", help="Log level (DEBUG, INFO, WARNING)."),
+    },
+    "loggers": {"pgserver": {"level": "WARNING"}},
+}

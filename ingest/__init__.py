@@ -1,0 +1,1 @@
+"""Document ingestion: parse, chunk, embed (Celery)."""

@@ -1,0 +1,115 @@
+"""Accepting uploaded files as documents of a knowledge base."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import PurePosixPath, PureWindowsPath
+
+from django.conf import settings
+from django.core.files import File
+from django.db import IntegrityError, transaction
+
+from ingest.filetypes import FileTypeError, detect_file_type
+from kb.models import Document, KnowledgeBase
+
+logger = logging.getLogger(__name__)
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class UploadRejected(Exception):
+    """An upload that cannot become a document; the message is for the uploader."""
+
+    def __init__(self, filename: str, reason: str) -> None:
+        super().__init__(f"{filename}: {reason}")
+        self.filename = filename
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class UploadOutcome:
+    document: Document
+    created: bool  # False: the same bytes were already in this knowledge base
+
+
+def clean_filename(raw: str) -> str:
+    """A display name safe to store and show: no directories, control characters or NULs.
+
+    It is only ever displayed; files are stored under generated names.
+    """
+    name = PureWindowsPath(PurePosixPath(raw.replace("\x00", "")).name).name
+    name = _CONTROL.sub("", unicodedata.normalize("NFC", name)).strip().lstrip(".")
+    return name[:255] or "unnamed"
+
+
+def title_from_filename(filename: str) -> str:
+    stem = PurePosixPath(filename).stem
+    words = re.sub(r"[-_]+", " ", stem).strip()
+    return (words[:1].upper() + words[1:])[:300] or "Untitled document"
+
+
+def _sha256(upload: File) -> str:
+    digest = hashlib.sha256()
+    upload.seek(0)
+    for block in upload.chunks():
+        digest.update(block)
+    upload.seek(0)
+    return digest.hexdigest()
+
+
+def document_create(
+    *, knowledge_base: KnowledgeBase, upload: File, title: str | None = None
+) -> UploadOutcome:
+    """Store ``upload`` as a pending document of ``knowledge_base``.
+
+    Idempotent by content: bytes already present in this knowledge base return
+    the existing document with ``created=False``. Raises UploadRejected for files
+    that are too large or of a type Cairn cannot read.
+    """
+    filename = clean_filename(upload.name or "")
+    limit = settings.CAIRN_MAX_UPLOAD_MB * 1024 * 1024
+    if upload.size is not None and upload.size > limit:
+        raise UploadRejected(
+            filename,
+            f"the file is {upload.size / 1024 / 1024:.1f} MB; the limit is "
+            f"{settings.CAIRN_MAX_UPLOAD_MB} MB",
+        )
+    if not upload.size:
+        raise UploadRejected(filename, "the file is empty")
+    try:
+        file_type = detect_file_type(upload, filename)  # type: ignore[arg-type]
+    except FileTypeError as exc:
+        raise UploadRejected(filename, str(exc)) from exc
+    content_hash = _sha256(upload)
+
+    existing = Document.objects.filter(
+        knowledge_base=knowledge_base, content_hash=content_hash
+    ).first()
+    if existing is not None:
+        return UploadOutcome(existing, created=False)
+
+    document = Document(
+        account_id=knowledge_base.account_id,
+        knowledge_base=knowledge_base,
+        title=title or title_from_filename(filename),
+        original_filename=filename,
+        content_hash=content_hash,
+        mime_type=file_type.mime_type,
+        size_bytes=upload.size,
+    )
+    # The file is written first so a row never points at a missing file; if the
+    # row then loses a race on the unique content constraint, the file goes.
+    document.file.save(filename, upload, save=False)
+    try:
+        with transaction.atomic():
+            document.save()
+    except IntegrityError:
+        document.file.delete(save=False)
+        winner = Document.objects.get(knowledge_base=knowledge_base, content_hash=content_hash)
+        return UploadOutcome(winner, created=False)
+    logger.info("document %s stored for knowledge base %s", document.pk, knowledge_base.pk)
+    return UploadOutcome(document, created=True)

@@ -1,0 +1,1 @@
+"""Knowledge bases: tenants, documents, chunks and retrieval."""

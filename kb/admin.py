@@ -1,0 +1,118 @@
+"""Admin for accounts, memberships, knowledge bases and (read-only) chunks.
+
+Documents are administered by the ingest app, which owns uploads.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.db import models
+from django.http import HttpRequest
+
+from kb.admin_scoping import AccountScopedAdmin
+from kb.models import Account, Chunk, KnowledgeBase, Membership
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    autocomplete_fields = ["user"]
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.is_superuser
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.is_superuser
+
+
+@admin.register(Account)
+class AccountAdmin(AccountScopedAdmin):
+    account_lookup = "id"
+    list_display = ["name", "slug", "knowledge_base_count", "created_at"]
+    search_fields = ["name", "slug"]
+    prepopulated_fields = {"slug": ["name"]}
+    inlines = [MembershipInline]
+
+    def get_queryset(self, request: HttpRequest) -> models.QuerySet[Account]:
+        return super().get_queryset(request).annotate(kb_count=models.Count("knowledge_bases"))
+
+    @admin.display(description="Knowledge bases", ordering="kb_count")
+    def knowledge_base_count(self, obj: Any) -> int:
+        return int(obj.kb_count)
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.is_superuser
+
+
+@admin.register(Membership)
+class MembershipAdmin(AccountScopedAdmin):
+    list_display = ["user", "account", "role", "created_at"]
+    list_filter = ["role"]
+    search_fields = ["user__username", "account__name"]
+    autocomplete_fields = ["user"]
+    list_select_related = ["user", "account"]
+
+    # Granting access is kept to superusers: account admins cannot enrol arbitrary users.
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return request.user.is_superuser
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.is_superuser
+
+
+@admin.register(KnowledgeBase)
+class KnowledgeBaseAdmin(AccountScopedAdmin):
+    list_display = ["name", "account", "slug", "document_count", "content_version", "updated_at"]
+    list_filter = [("account", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["name", "slug", "description"]
+    prepopulated_fields = {"slug": ["name"]}
+    readonly_fields = ["embedding_model", "embedding_dimension", "content_version", "created_at"]
+    list_select_related = ["account"]
+
+    def get_queryset(self, request: HttpRequest) -> models.QuerySet[KnowledgeBase]:
+        return super().get_queryset(request).annotate(doc_count=models.Count("documents"))
+
+    @admin.display(description="Documents", ordering="doc_count")
+    def document_count(self, obj: Any) -> int:
+        return int(obj.doc_count)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        # The owning account is chosen once, at creation.
+        fields = list(super().get_readonly_fields(request, obj))
+        return [*fields, "account"] if obj is not None else fields
+
+
+@admin.register(Chunk)
+class ChunkAdmin(AccountScopedAdmin):
+    """Chunks are produced by ingestion: searchable and viewable, never edited by hand."""
+
+    list_display = ["document", "ordinal", "heading_path", "token_count", "page", "document_version"]
+    list_filter = [("knowledge_base", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["text", "heading_path", "document__title"]
+    list_select_related = ["document"]
+    exclude = ["embedding"]
+    readonly_fields = [
+        "document", "account", "knowledge_base", "document_version", "ordinal", "heading_path",
+        "char_start", "char_end", "page", "token_count", "text", "created_at",
+    ]
+    show_full_result_count = False  # COUNT(*) over millions of chunks on every page load
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -1,0 +1,197 @@
+"""Tenants, knowledge bases, documents and their chunks.
+
+Every row that holds customer content carries its ``account`` so that each
+query can filter by tenant in SQL; chunks also carry their knowledge base, so
+retrieval filters without joins.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import PurePosixPath
+
+from django.conf import settings
+from django.db import models
+from pgvector.django import HnswIndex, VectorField
+
+EMBEDDING_DIMENSION = 384  # all-MiniLM-L6-v2; the column type is fixed by migration
+DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+class Account(models.Model):
+    """A tenant: a company using Cairn. Nothing is ever shared between accounts."""
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=80, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    """A user's role in an account: admins manage it, staff use it."""
+
+    class Role(models.TextChoices):
+        ADMIN = "admin", "Admin"
+        STAFF = "staff", "Staff"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.STAFF)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "account"], name="kb_membership_unique_user")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.account} ({self.role})"
+
+
+class KnowledgeBase(models.Model):
+    """A searchable collection of documents within one account."""
+
+    account = models.ForeignKey(
+        Account, on_delete=models.CASCADE, related_name="knowledge_bases"
+    )
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=80)
+    description = models.TextField(blank=True)
+    embedding_model = models.CharField(max_length=200, default=DEFAULT_EMBEDDING_MODEL)
+    embedding_dimension = models.PositiveSmallIntegerField(default=EMBEDDING_DIMENSION)
+    # Bumped whenever searchable content changes; answer caches key on it.
+    content_version = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["account__name", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "slug"], name="kb_knowledgebase_unique_slug")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def document_upload_to(instance: Document, filename: str) -> str:
+    """A generated storage name: user-supplied names never reach the filesystem."""
+    suffix = PurePosixPath(filename).suffix.lower()
+    if not suffix[1:].isalnum() or len(suffix) > 6:
+        suffix = ""
+    return f"documents/{instance.account_id}/{uuid.uuid4().hex}{suffix}"
+
+
+class Document(models.Model):
+    """An uploaded file and its ingestion state."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        PROCESSING = "processing", "Processing"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="documents")
+    knowledge_base = models.ForeignKey(
+        KnowledgeBase, on_delete=models.CASCADE, related_name="documents"
+    )
+    title = models.CharField(max_length=300)
+    original_filename = models.CharField(max_length=255)
+    file = models.FileField(upload_to=document_upload_to, max_length=500)
+    content_hash = models.CharField(max_length=64, help_text="SHA-256 of the file's bytes.")
+    mime_type = models.CharField(max_length=100)
+    size_bytes = models.PositiveBigIntegerField(default=0)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
+    error = models.TextField(blank=True, help_text="Why ingestion failed, in plain words.")
+    chunks_total = models.PositiveIntegerField(default=0)
+    chunks_embedded = models.PositiveIntegerField(default=0)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    processing_started_at = models.DateTimeField(null=True, blank=True)
+    ingested_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # The same bytes are stored once per knowledge base (idempotent uploads).
+            models.UniqueConstraint(
+                fields=["knowledge_base", "content_hash"], name="kb_document_unique_content"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["account", "knowledge_base"], name="kb_document_tenant"),
+            models.Index(fields=["status", "updated_at"], name="kb_document_status"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def progress(self) -> float:
+        """Share of chunks embedded, 0.0–1.0 (1.0 once ready)."""
+        if self.status == self.Status.READY:
+            return 1.0
+        if not self.chunks_total:
+            return 0.0
+        return min(self.chunks_embedded / self.chunks_total, 1.0)
+
+
+class Chunk(models.Model):
+    """A passage of a document version: the unit of retrieval and citation."""
+
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="chunks")
+    # Denormalised from the document so retrieval filters by tenant without joins.
+    # The composite (account, knowledge_base) index serves both; no single-column ones.
+    account = models.ForeignKey(
+        Account, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    knowledge_base = models.ForeignKey(
+        KnowledgeBase, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    document_version = models.PositiveIntegerField()
+    ordinal = models.PositiveIntegerField()
+    text = models.TextField()
+    heading_path = models.CharField(
+        max_length=1000, blank=True, help_text='Section path, e.g. "Billing > Refunds".'
+    )
+    char_start = models.PositiveIntegerField(help_text="Offset in the parsed document text.")
+    char_end = models.PositiveIntegerField()
+    page = models.PositiveIntegerField(null=True, blank=True)
+    token_count = models.PositiveIntegerField()
+    embedding = VectorField(dimensions=EMBEDDING_DIMENSION)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["document_id", "ordinal"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["document", "document_version", "ordinal"], name="kb_chunk_unique_ordinal"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(char_end__gte=models.F("char_start")),
+                name="kb_chunk_span_ordered",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["account", "knowledge_base"], name="kb_chunk_tenant"),
+            # Created concurrently by its own non-atomic migration (0002).
+            HnswIndex(
+                name="kb_chunk_embedding_hnsw",
+                fields=["embedding"],
+                m=16,
+                ef_construction=64,
+                opclasses=["vector_cosine_ops"],
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.document} #{self.ordinal}"
