@@ -70,7 +70,7 @@ class DocumentAdmin(AccountScopedAdmin):
     ) -> HttpResponse:
         """Upload one or many files into a knowledge base (replaces the one-row add form)."""
         if not self.has_add_permission(request):
-            return HttpResponseRedirect(reverse("admin:ingest_document_changelist"))
+            return HttpResponseRedirect(reverse("admin:kb_document_changelist"))
         knowledge_bases = self._uploadable_knowledge_bases(request)
         form = DocumentUploadForm(
             request.POST or None, request.FILES or None, knowledge_bases=knowledge_bases
@@ -78,7 +78,7 @@ class DocumentAdmin(AccountScopedAdmin):
         if request.method == "POST" and form.is_valid():
             self._store_uploads(request, form.cleaned_data["knowledge_base"], form)
             if not form.errors:
-                changelist = reverse("admin:ingest_document_changelist")
+                changelist = reverse("admin:kb_document_changelist")
                 kb_id = form.cleaned_data["knowledge_base"].pk
                 return HttpResponseRedirect(f"{changelist}?knowledge_base__id__exact={kb_id}")
         context = {

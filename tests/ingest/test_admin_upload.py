@@ -1,0 +1,110 @@
+"""Uploading one or many documents from the admin."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from kb.models import Document
+from tests.factories import make_account, make_knowledge_base, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+def _file(name: str, content: bytes) -> SimpleUploadedFile:
+    return SimpleUploadedFile(name, content)
+
+
+@pytest.fixture
+def uploader(client):
+    account = make_account("Acme")
+    kb = make_knowledge_base(account, "Acme help")
+    client.force_login(make_user(account=account, role="admin"))
+    return client, kb
+
+
+def test_several_files_become_pending_documents_stored_under_generated_names(uploader) -> None:
+    client, kb = uploader
+
+    response = client.post(
+        reverse("admin:kb_document_add"),
+        {"knowledge_base": kb.pk, "files": [
+            _file("refunds.md", b"# Refunds\n\nWithin 30 days."),
+            _file("../../etc/passwd.txt", b"Not a path traversal."),
+            _file("faq.html", b"<!doctype html><html><body><h1>FAQ</h1></body></html>"),
+        ]},
+        follow=True,
+    )
+
+    assert response.status_code == 200
+    assert "Uploaded 3 document(s)" in response.content.decode()
+    documents = {d.original_filename: d for d in Document.objects.filter(knowledge_base=kb)}
+    assert set(documents) == {"refunds.md", "passwd.txt", "faq.html"}
+    for document in documents.values():
+        assert document.status == Document.Status.PENDING
+        assert document.account_id == kb.account_id
+        assert document.file.name.startswith(f"documents/{kb.account_id}/")
+        assert ".." not in document.file.name and "passwd" not in document.file.name
+    assert documents["faq.html"].mime_type == "text/html"
+    assert documents["refunds.md"].title == "Refunds"
+
+
+def test_the_same_file_twice_is_stored_once(uploader) -> None:
+    client, kb = uploader
+    url = reverse("admin:kb_document_add")
+    content = b"Shipping takes 3 days."
+
+    client.post(url, {"knowledge_base": kb.pk, "files": [_file("shipping.txt", content)]})
+    again = client.post(
+        url, {"knowledge_base": kb.pk, "files": [_file("shipping-copy.txt", content)]}, follow=True
+    )
+
+    assert Document.objects.filter(knowledge_base=kb).count() == 1
+    assert "Already in this knowledge base" in again.content.decode()
+
+
+def test_rejected_files_say_why_and_the_others_are_kept(uploader) -> None:
+    client, kb = uploader
+
+    response = client.post(
+        reverse("admin:kb_document_add"),
+        {"knowledge_base": kb.pk, "files": [
+            _file("fine.txt", b"A fine document."),
+            _file("report.pdf", b"<html><body>not a pdf</body></html>"),
+            _file("tool.exe", b"MZ\x90\x00"),
+        ]},
+        follow=True,
+    )
+
+    page = response.content.decode()
+    assert "report.pdf: the file is named .pdf but its content is HTML" in page
+    assert "tool.exe: unsupported file type (.exe)" in page
+    assert list(Document.objects.values_list("original_filename", flat=True)) == ["fine.txt"]
+
+
+def test_too_many_files_at_once_is_refused_with_the_limit(uploader, settings) -> None:
+    client, kb = uploader
+    settings.CAIRN_MAX_UPLOAD_FILES = 2
+
+    response = client.post(
+        reverse("admin:kb_document_add"),
+        {"knowledge_base": kb.pk, "files": [_file(f"f{i}.txt", f"doc {i}".encode()) for i in range(3)]},
+    )
+
+    assert response.status_code == 200
+    assert "3 files selected; at most 2 can be uploaded at once." in response.content.decode()
+    assert Document.objects.count() == 0
+
+
+def test_a_file_over_the_size_limit_is_refused(uploader, settings) -> None:
+    client, kb = uploader
+    settings.CAIRN_MAX_UPLOAD_MB = 1
+
+    response = client.post(
+        reverse("admin:kb_document_add"),
+        {"knowledge_base": kb.pk, "files": [_file("big.txt", b"a" * (1024 * 1024 + 1))]},
+    )
+
+    assert "big.txt: the file is 1.0 MB; the limit is 1 MB" in response.content.decode()
+    assert Document.objects.count() == 0
