@@ -22,13 +22,13 @@ def main() -> int:
         execute_from_command_line(sys.argv)
     except (StartupError, ImproperlyConfigured) as exc:
         # Misconfiguration gets one readable line naming the fix, not a traceback.
-        print(f"cairn: error: {exc}", file=sys.stderr)
+        print(f"cairn: error: {exc}", file=sys.stderr)  # noqa: T201 (the CLI's one line)
         return 2
     except Exception as exc:
         message = describe_database_error(exc)
         if message is None:
             raise
-        print(f"cairn: error: {message}", file=sys.stderr)
+        print(f"cairn: error: {message}", file=sys.stderr)  # noqa: T201
         return 2
     return 0
 

@@ -87,7 +87,10 @@ class EmbeddedPostgres:
         import psycopg
 
         with psycopg.connect(
-            host=str(self.socket_dir()), port=SOCKET_PORT, user=DATABASE_USER, dbname="postgres",
+            host=str(self.socket_dir()),
+            port=SOCKET_PORT,
+            user=DATABASE_USER,
+            dbname="postgres",
             autocommit=True,
         ) as conn:
             exists = conn.execute(

@@ -52,7 +52,9 @@ def env_secret(name: str, default: str, *, help: str) -> str:
         try:
             return Path(path).read_text().strip()
         except OSError as exc:
-            raise ConfigurationError(f"{file_name}={path} cannot be read ({exc.strerror}).") from exc
+            raise ConfigurationError(
+                f"{file_name}={path} cannot be read ({exc.strerror})."
+            ) from exc
     return default if raw is None else raw
 
 

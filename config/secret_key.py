@@ -34,7 +34,8 @@ def require_strong_secret_key(key: str) -> str:
     if problem:
         raise ConfigurationError(
             f"{problem}; set SECRET_KEY (or SECRET_KEY_FILE) to a random string of at least "
-            f'{MIN_LENGTH} characters, e.g. python -c "import secrets; print(secrets.token_urlsafe(64))"'
+            f"{MIN_LENGTH} characters, e.g. the output of "
+            '`python -c "import secrets; print(secrets.token_urlsafe(64))"`'
         )
     return key
 

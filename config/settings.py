@@ -187,11 +187,15 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
-CELERY_BROKER_URL = env_str(
-    "CELERY_BROKER_URL",
-    "",
-    help="Celery broker (redis:// or amqp://). Unset: REDIS_URL, else the filesystem broker.",
-) or REDIS_URL or "filesystem://"
+CELERY_BROKER_URL = (
+    env_str(
+        "CELERY_BROKER_URL",
+        "",
+        help="Celery broker (redis:// or amqp://). Unset: REDIS_URL, else the filesystem broker.",
+    )
+    or REDIS_URL
+    or "filesystem://"
+)
 CELERY_BROKER_FOLDER = CAIRN_HOME / "broker"
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):

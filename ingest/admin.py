@@ -28,16 +28,34 @@ _STATUS_COLOURS = {
 @admin.register(Document)
 class DocumentAdmin(AccountScopedAdmin):
     list_display = [
-        "title", "knowledge_base", "status_badge", "progress_bar", "size", "error_summary",
+        "title",
+        "knowledge_base",
+        "status_badge",
+        "progress_bar",
+        "size",
+        "error_summary",
         "updated_at",
     ]
     list_filter = ["status", ("knowledge_base", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["title", "original_filename"]
     list_select_related = ["knowledge_base"]
     readonly_fields = [
-        "account", "knowledge_base", "original_filename", "mime_type", "size_bytes",
-        "content_hash", "status", "error", "chunks_total", "chunks_embedded", "attempts",
-        "version", "created_at", "updated_at", "processing_started_at", "ingested_at",
+        "account",
+        "knowledge_base",
+        "original_filename",
+        "mime_type",
+        "size_bytes",
+        "content_hash",
+        "status",
+        "error",
+        "chunks_total",
+        "chunks_embedded",
+        "attempts",
+        "version",
+        "created_at",
+        "updated_at",
+        "processing_started_at",
+        "ingested_at",
     ]
     fields = ["title", *readonly_fields]
 
@@ -54,7 +72,10 @@ class DocumentAdmin(AccountScopedAdmin):
         percent = round(obj.progress * 100)
         return format_html(
             '<progress max="100" value="{}" title="{} of {} chunks">{}%</progress>',
-            percent, obj.chunks_embedded, obj.chunks_total, percent,
+            percent,
+            obj.chunks_embedded,
+            obj.chunks_total,
+            percent,
         )
 
     @admin.display(description="Size", ordering="size_bytes")
@@ -99,8 +120,10 @@ class DocumentAdmin(AccountScopedAdmin):
     def _store_uploads(
         self, request: HttpRequest, knowledge_base: KnowledgeBase, form: DocumentUploadForm
     ) -> None:
-        created, duplicates, rejected = [], [], []
-        for upload in form.cleaned_data["files"]:
+        created: list[str] = []
+        duplicates: list[str] = []
+        rejected: list[str] = []
+        for upload in form.cleaned_data["uploads"]:
             try:
                 outcome = document_create(knowledge_base=knowledge_base, upload=upload)
             except UploadRejected as exc:
@@ -120,4 +143,4 @@ class DocumentAdmin(AccountScopedAdmin):
             for reason in rejected:
                 messages.error(request, f"Not uploaded: {reason}")
             if not created and not duplicates:
-                form.add_error("files", "None of the files could be uploaded.")
+                form.add_error("uploads", "None of the files could be uploaded.")

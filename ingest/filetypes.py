@@ -104,9 +104,7 @@ def detect_file_type(stream: BinaryIO, filename: str) -> FileType:
     claimed = BY_EXTENSION.get(extension)
     if claimed is None:
         shown = extension or "no extension"
-        raise FileTypeError(
-            f"unsupported file type ({shown}); Cairn accepts {ACCEPTED_EXTENSIONS}"
-        )
+        raise FileTypeError(f"unsupported file type ({shown}); Cairn accepts {ACCEPTED_EXTENSIONS}")
     family, description = _content_family(stream)
     if family != _FAMILY[claimed]:
         raise FileTypeError(

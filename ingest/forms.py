@@ -30,22 +30,28 @@ class MultipleFileField(forms.FileField):
         return [single_file_clean(data, initial)]
 
 
+class KnowledgeBaseChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: Any) -> str:
+        return f"{obj.account} / {obj.name}"
+
+
 class DocumentUploadForm(forms.Form):
-    knowledge_base = forms.ModelChoiceField(queryset=KnowledgeBase.objects.none())
-    files = MultipleFileField(
+    knowledge_base = KnowledgeBaseChoiceField(queryset=KnowledgeBase.objects.none())
+    uploads = MultipleFileField(
+        label="Files",
         help_text=f"Select one or more files ({ACCEPTED_EXTENSIONS}); "
-        f"up to {settings.CAIRN_MAX_UPLOAD_FILES} files of {settings.CAIRN_MAX_UPLOAD_MB} MB each."
+        f"up to {settings.CAIRN_MAX_UPLOAD_FILES} files of {settings.CAIRN_MAX_UPLOAD_MB} MB each.",
     )
 
     def __init__(self, *args: Any, knowledge_bases: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         field = self.fields["knowledge_base"]
-        assert isinstance(field, forms.ModelChoiceField)
+        if not isinstance(field, forms.ModelChoiceField):  # narrows the type for mypy
+            raise TypeError("knowledge_base must be a ModelChoiceField")
         field.queryset = knowledge_bases.select_related("account")
-        field.label_from_instance = lambda kb: f"{kb.account} / {kb.name}"  # type: ignore[method-assign]
 
-    def clean_files(self) -> list[UploadedFile]:
-        files: list[UploadedFile] = self.cleaned_data["files"]
+    def clean_uploads(self) -> list[UploadedFile]:
+        files: list[UploadedFile] = self.cleaned_data["uploads"]
         if len(files) > settings.CAIRN_MAX_UPLOAD_FILES:
             raise forms.ValidationError(
                 f"{len(files)} files selected; at most {settings.CAIRN_MAX_UPLOAD_FILES} "

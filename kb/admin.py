@@ -97,14 +97,31 @@ class KnowledgeBaseAdmin(AccountScopedAdmin):
 class ChunkAdmin(AccountScopedAdmin):
     """Chunks are produced by ingestion: searchable and viewable, never edited by hand."""
 
-    list_display = ["document", "ordinal", "heading_path", "token_count", "page", "document_version"]
+    list_display = [
+        "document",
+        "ordinal",
+        "heading_path",
+        "token_count",
+        "page",
+        "document_version",
+    ]
     list_filter = [("knowledge_base", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["text", "heading_path", "document__title"]
     list_select_related = ["document"]
     exclude = ["embedding"]
     readonly_fields = [
-        "document", "account", "knowledge_base", "document_version", "ordinal", "heading_path",
-        "char_start", "char_end", "page", "token_count", "text", "created_at",
+        "document",
+        "account",
+        "knowledge_base",
+        "document_version",
+        "ordinal",
+        "heading_path",
+        "char_start",
+        "char_end",
+        "page",
+        "token_count",
+        "text",
+        "created_at",
     ]
     show_full_result_count = False  # COUNT(*) over millions of chunks on every page load
 

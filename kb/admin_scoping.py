@@ -66,17 +66,13 @@ class AccountScopedAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
         return request.user.is_superuser or bool(self._manageable(request))
 
-    def has_change_permission(
-        self, request: HttpRequest, obj: models.Model | None = None
-    ) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
         if request.user.is_superuser:
             return True
         manageable = self._manageable(request)
         return bool(manageable) and (obj is None or self._account_id(obj) in manageable)
 
-    def has_delete_permission(
-        self, request: HttpRequest, obj: models.Model | None = None
-    ) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
         return self.has_change_permission(request, obj)
 
     # --- what may be chosen ----------------------------------------------------

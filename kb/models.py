@@ -58,9 +58,7 @@ class Membership(models.Model):
 class KnowledgeBase(models.Model):
     """A searchable collection of documents within one account."""
 
-    account = models.ForeignKey(
-        Account, on_delete=models.CASCADE, related_name="knowledge_bases"
-    )
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="knowledge_bases")
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=80)
     description = models.TextField(blank=True)
@@ -151,9 +149,7 @@ class Chunk(models.Model):
     document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="chunks")
     # Denormalised from the document so retrieval filters by tenant without joins.
     # The composite (account, knowledge_base) index serves both; no single-column ones.
-    account = models.ForeignKey(
-        Account, on_delete=models.CASCADE, related_name="+", db_index=False
-    )
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+", db_index=False)
     knowledge_base = models.ForeignKey(
         KnowledgeBase, on_delete=models.CASCADE, related_name="+", db_index=False
     )

@@ -25,7 +25,9 @@ def make_knowledge_base(account: Account, name: str = "Support") -> KnowledgeBas
     return KnowledgeBase.objects.create(account=account, name=name, slug=f"kb-{n}")
 
 
-def make_user(*, staff: bool = True, account: Account | None = None, role: str = "admin") -> AbstractUser:
+def make_user(
+    *, staff: bool = True, account: Account | None = None, role: str = "admin"
+) -> AbstractUser:
     n = next(_sequence)
     user = get_user_model().objects.create_user(
         username=f"user{n}", password="correct horse battery", is_staff=staff

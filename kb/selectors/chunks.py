@@ -43,14 +43,18 @@ def chunk_vector_search(
         cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(ef_search)])
         cursor.execute("SELECT set_config('hnsw.iterative_scan', 'strict_order', true)")
         return list(
-            _vector_queryset(
-                account=account, knowledge_bases=knowledge_bases, embedding=embedding
-            )[:k]
+            _vector_queryset(account=account, knowledge_bases=knowledge_bases, embedding=embedding)[
+                :k
+            ]
         )
 
 
 def chunk_vector_search_plan(
-    *, account: Account, knowledge_bases: Sequence[KnowledgeBase], embedding: Sequence[float], k: int
+    *,
+    account: Account,
+    knowledge_bases: Sequence[KnowledgeBase],
+    embedding: Sequence[float],
+    k: int,
 ) -> str:
     """EXPLAIN output of the query ``chunk_vector_search`` runs (for tests and diagnostics)."""
     with transaction.atomic(), connection.cursor() as cursor:

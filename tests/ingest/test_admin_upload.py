@@ -29,11 +29,14 @@ def test_several_files_become_pending_documents_stored_under_generated_names(upl
 
     response = client.post(
         reverse("admin:kb_document_add"),
-        {"knowledge_base": kb.pk, "files": [
-            _file("refunds.md", b"# Refunds\n\nWithin 30 days."),
-            _file("../../etc/passwd.txt", b"Not a path traversal."),
-            _file("faq.html", b"<!doctype html><html><body><h1>FAQ</h1></body></html>"),
-        ]},
+        {
+            "knowledge_base": kb.pk,
+            "uploads": [
+                _file("refunds.md", b"# Refunds\n\nWithin 30 days."),
+                _file("../../etc/passwd.txt", b"Not a path traversal."),
+                _file("faq.html", b"<!doctype html><html><body><h1>FAQ</h1></body></html>"),
+            ],
+        },
         follow=True,
     )
 
@@ -44,8 +47,9 @@ def test_several_files_become_pending_documents_stored_under_generated_names(upl
     for document in documents.values():
         assert document.status == Document.Status.PENDING
         assert document.account_id == kb.account_id
-        assert document.file.name.startswith(f"documents/{kb.account_id}/")
-        assert ".." not in document.file.name and "passwd" not in document.file.name
+        stored_name = document.file.name or ""
+        assert stored_name.startswith(f"documents/{kb.account_id}/")
+        assert ".." not in stored_name and "passwd" not in stored_name
     assert documents["faq.html"].mime_type == "text/html"
     assert documents["refunds.md"].title == "Refunds"
 
@@ -55,9 +59,11 @@ def test_the_same_file_twice_is_stored_once(uploader) -> None:
     url = reverse("admin:kb_document_add")
     content = b"Shipping takes 3 days."
 
-    client.post(url, {"knowledge_base": kb.pk, "files": [_file("shipping.txt", content)]})
+    client.post(url, {"knowledge_base": kb.pk, "uploads": [_file("shipping.txt", content)]})
     again = client.post(
-        url, {"knowledge_base": kb.pk, "files": [_file("shipping-copy.txt", content)]}, follow=True
+        url,
+        {"knowledge_base": kb.pk, "uploads": [_file("shipping-copy.txt", content)]},
+        follow=True,
     )
 
     assert Document.objects.filter(knowledge_base=kb).count() == 1
@@ -69,11 +75,14 @@ def test_rejected_files_say_why_and_the_others_are_kept(uploader) -> None:
 
     response = client.post(
         reverse("admin:kb_document_add"),
-        {"knowledge_base": kb.pk, "files": [
-            _file("fine.txt", b"A fine document."),
-            _file("report.pdf", b"<html><body>not a pdf</body></html>"),
-            _file("tool.exe", b"MZ\x90\x00"),
-        ]},
+        {
+            "knowledge_base": kb.pk,
+            "uploads": [
+                _file("fine.txt", b"A fine document."),
+                _file("report.pdf", b"<html><body>not a pdf</body></html>"),
+                _file("tool.exe", b"MZ\x90\x00"),
+            ],
+        },
         follow=True,
     )
 
@@ -89,7 +98,10 @@ def test_too_many_files_at_once_is_refused_with_the_limit(uploader, settings) ->
 
     response = client.post(
         reverse("admin:kb_document_add"),
-        {"knowledge_base": kb.pk, "files": [_file(f"f{i}.txt", f"doc {i}".encode()) for i in range(3)]},
+        {
+            "knowledge_base": kb.pk,
+            "uploads": [_file(f"f{i}.txt", f"doc {i}".encode()) for i in range(3)],
+        },
     )
 
     assert response.status_code == 200
@@ -103,7 +115,7 @@ def test_a_file_over_the_size_limit_is_refused(uploader, settings) -> None:
 
     response = client.post(
         reverse("admin:kb_document_add"),
-        {"knowledge_base": kb.pk, "files": [_file("big.txt", b"a" * (1024 * 1024 + 1))]},
+        {"knowledge_base": kb.pk, "uploads": [_file("big.txt", b"a" * (1024 * 1024 + 1))]},
     )
 
     assert "big.txt: the file is 1.0 MB; the limit is 1 MB" in response.content.decode()

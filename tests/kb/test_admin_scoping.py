@@ -15,12 +15,22 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def tenants():
     account_a, account_b = make_account("Acme"), make_account("Bolt")
-    kb_a, kb_b = make_knowledge_base(account_a, "Acme help"), make_knowledge_base(account_b, "Bolt help")
+    kb_a, kb_b = (
+        make_knowledge_base(account_a, "Acme help"),
+        make_knowledge_base(account_b, "Bolt help"),
+    )
     doc_a = make_document(kb_a, "Acme refund policy")
     doc_b = make_document(kb_b, "Bolt secret roadmap")
     staff_a = make_user(account=account_a, role="admin")
-    return {"a": account_a, "b": account_b, "kb_a": kb_a, "kb_b": kb_b, "doc_a": doc_a,
-            "doc_b": doc_b, "staff_a": staff_a}
+    return {
+        "a": account_a,
+        "b": account_b,
+        "kb_a": kb_a,
+        "kb_b": kb_b,
+        "doc_a": doc_a,
+        "doc_b": doc_b,
+        "staff_a": staff_a,
+    }
 
 
 def test_document_list_shows_only_own_accounts_documents(client, tenants) -> None:
@@ -83,8 +93,10 @@ def test_upload_cannot_target_another_accounts_knowledge_base(client, tenants) -
     form_page = client.get(url).content.decode()
     response = client.post(
         url,
-        {"knowledge_base": tenants["kb_b"].pk,
-         "files": [SimpleUploadedFile("plan.txt", b"Sneaky plan", content_type="text/plain")]},
+        {
+            "knowledge_base": tenants["kb_b"].pk,
+            "uploads": [SimpleUploadedFile("plan.txt", b"Sneaky plan", content_type="text/plain")],
+        },
     )
 
     assert "Acme help" in form_page and "Bolt help" not in form_page

@@ -24,9 +24,16 @@ def _insert_chunks(account: Account, kb: KnowledgeBase, vectors: np.ndarray) -> 
     document = make_document(kb, title=f"{account.name} handbook")
     Chunk.objects.bulk_create(
         Chunk(
-            document=document, account=account, knowledge_base=kb, document_version=1,
-            ordinal=i, text=f"{account.name} passage {i}", char_start=0, char_end=10,
-            token_count=3, embedding=_unit(vector),
+            document=document,
+            account=account,
+            knowledge_base=kb,
+            document_version=1,
+            ordinal=i,
+            text=f"{account.name} passage {i}",
+            char_start=0,
+            char_end=10,
+            token_count=3,
+            embedding=_unit(vector),
         )
         for i, vector in enumerate(vectors)
     )

@@ -97,10 +97,17 @@ class Command(BaseCommand):
     @staticmethod
     def _worker_argv() -> list[str]:
         argv = [
-            sys.executable, "-m", "celery", "-A", "config.celery_app", "worker",
-            "--loglevel=INFO", f"--concurrency={settings.CAIRN_WORKER_CONCURRENCY}",
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config.celery_app",
+            "worker",
+            "--loglevel=INFO",
+            f"--concurrency={settings.CAIRN_WORKER_CONCURRENCY}",
             # One machine: the worker also runs the periodic tasks (beat).
-            "--beat", f"--schedule={settings.CELERY_BEAT_SCHEDULE_FILENAME}",
+            "--beat",
+            f"--schedule={settings.CELERY_BEAT_SCHEDULE_FILENAME}",
         ]
         if not settings.CELERY_WORKER_ENABLE_REMOTE_CONTROL:
             argv += ["--without-heartbeat", "--without-gossip", "--without-mingle"]
@@ -109,9 +116,18 @@ class Command(BaseCommand):
     @staticmethod
     def _web_argv(host: str, port: int) -> list[str]:
         return [
-            sys.executable, "-m", "uvicorn", "config.asgi:application",
-            "--host", host, "--port", str(port), "--lifespan", "off",
-            "--timeout-graceful-shutdown", "10",
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "config.asgi:application",
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--lifespan",
+            "off",
+            "--timeout-graceful-shutdown",
+            "10",
         ]
 
     def _wait_until_ready(self, host: str, port: int, supervisor: Supervisor) -> bool:
@@ -128,4 +144,3 @@ class Command(BaseCommand):
                 pass
             time.sleep(0.3)
         return False
-
