@@ -59,6 +59,9 @@ class DocumentAdmin(AccountScopedAdmin):
     ]
     fields = ["title", *readonly_fields]
 
+    class Media:
+        css = {"all": ["cairn/admin.css"]}
+
     @admin.display(description="Status", ordering="status")
     def status_badge(self, obj: Document) -> str:
         return format_html(
@@ -71,7 +74,8 @@ class DocumentAdmin(AccountScopedAdmin):
     def progress_bar(self, obj: Document) -> str:
         percent = round(obj.progress * 100)
         return format_html(
-            '<progress max="100" value="{}" title="{} of {} chunks">{}%</progress>',
+            '<progress class="cairn-progress" max="100" value="{}" title="{} of {} chunks">'
+            "{}%</progress>",
             percent,
             obj.chunks_embedded,
             obj.chunks_total,

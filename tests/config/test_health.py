@@ -47,3 +47,10 @@ def test_readyz_works_with_redis_as_broker(client, settings) -> None:
 
     assert response.status_code == 200, response.json()
     assert response.json()["checks"]["broker"]["detail"].endswith("broker reachable")
+
+
+def test_static_files_are_served_without_collectstatic(client) -> None:
+    response = client.get("/static/cairn/admin.css")
+
+    assert response.status_code == 200
+    assert b".cairn-status" in b"".join(response.streaming_content)  # type: ignore[attr-defined]
