@@ -53,4 +53,4 @@ def test_static_files_are_served_without_collectstatic(client) -> None:
     response = client.get("/static/cairn/admin.css")
 
     assert response.status_code == 200
-    assert b".cairn-status" in b"".join(response.streaming_content)  # type: ignore[attr-defined]
+    assert b".cairn-status" in b"".join(response.streaming_content)
