@@ -23,6 +23,7 @@ pytest: $(STAMP)
 
 bench: $(STAMP)  ## Benchmarks: each prints a table and a JSON line
 	$(BIN)/python benchmarks/startup.py
+	$(BIN)/python benchmarks/ingest.py
 
 install: $(STAMP)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import environ
 
@@ -23,6 +24,7 @@ from config.embedded import DATABASE_NAME, DATABASE_USER, SOCKET_PORT, EmbeddedP
 from config.env import (
     ConfigurationError,
     env_bool,
+    env_float,
     env_int,
     env_list,
     env_path,
@@ -154,6 +156,8 @@ def _database_settings() -> dict[str, Any]:
         raise ConfigurationError(
             "DATABASE_URL must point to PostgreSQL (postgres://user:password@host:5432/name)."
         )
+    # A Unix socket directory can be given URL-encoded: postgres://user@%2Frun%2Fpostgresql/db
+    config["HOST"] = unquote(str(config.get("HOST") or ""))
     config.update(
         {
             "CONN_MAX_AGE": _conn_max_age,
@@ -205,6 +209,11 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "processed_folder": str(CELERY_BROKER_FOLDER / "processed"),
         "store_processed": False,
     }
+CELERY_TASK_DEFAULT_QUEUE = env_str(
+    "CAIRN_TASK_QUEUE",
+    "celery",
+    help="Queue name for Cairn's tasks (lets several Cairn instances share one broker).",
+)
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
@@ -269,6 +278,69 @@ CAIRN_PORT = env_int("CAIRN_PORT", 8000, help="Port `manage.py serve` listens on
 CAIRN_WORKER_CONCURRENCY = env_int(
     "CAIRN_WORKER_CONCURRENCY", 1, help="Worker processes `manage.py serve` starts for ingestion."
 )
+
+# --- Ingestion and embeddings ----------------------------------------------
+
+CAIRN_EMBEDDING_MODEL = env_str(
+    "CAIRN_EMBEDDING_MODEL",
+    "sentence-transformers/all-MiniLM-L6-v2",
+    help="Embedding model of new knowledge bases: the bundled "
+    "sentence-transformers/all-MiniLM-L6-v2, or openai:<model> (e.g. "
+    "openai:text-embedding-3-small, shortened to 384 dimensions).",
+)
+CAIRN_EMBEDDING_BATCH_SIZE = env_int(
+    "CAIRN_EMBEDDING_BATCH_SIZE", 64, help="Texts embedded per batch (and per progress update)."
+)
+CAIRN_EMBEDDING_THREADS = env_int(
+    "CAIRN_EMBEDDING_THREADS",
+    0,
+    help="CPU threads the bundled model uses per process (0: PyTorch's default, all cores). "
+    "With several worker processes, cores / processes avoids oversubscription.",
+)
+CAIRN_EMBEDDING_TIMEOUT = env_float(
+    "CAIRN_EMBEDDING_TIMEOUT", 30.0, help="Seconds one embeddings API call may take."
+)
+OPENAI_API_KEY = env_secret("OPENAI_API_KEY", "", help="OpenAI API key (embeddings, answers).")
+CAIRN_OPENAI_BASE_URL = env_str(
+    "CAIRN_OPENAI_BASE_URL",
+    "",
+    help="Base URL of an OpenAI-compatible server (e.g. http://localhost:11434/v1); "
+    "unset: api.openai.com.",
+)
+CAIRN_CHUNK_MAX_TOKENS = env_int(
+    "CAIRN_CHUNK_MAX_TOKENS",
+    250,
+    help="Largest chunk, in the embedding model's tokens (MiniLM reads at most 256).",
+)
+CAIRN_CHUNK_OVERLAP_TOKENS = env_int(
+    "CAIRN_CHUNK_OVERLAP_TOKENS",
+    40,
+    help="Tokens of whole sentences repeated when a section continues in the next chunk.",
+)
+CAIRN_INGEST_MAX_ATTEMPTS = env_int(
+    "CAIRN_INGEST_MAX_ATTEMPTS",
+    3,
+    help="Attempts at one document (crashes and transient errors) before it is marked failed.",
+)
+CAIRN_INGEST_STALE_SECONDS = env_int(
+    "CAIRN_INGEST_STALE_SECONDS",
+    600,
+    help="A document processing without progress for this long is requeued by the reaper.",
+)
+CAIRN_REAPER_INTERVAL_SECONDS = env_int(
+    "CAIRN_REAPER_INTERVAL_SECONDS", 60, help="How often the reaper looks for stuck documents."
+)
+CAIRN_MAX_PDF_PAGES = env_int("CAIRN_MAX_PDF_PAGES", 2000, help="Most pages read from one PDF.")
+CAIRN_MAX_DOCUMENT_CHARS = env_int(
+    "CAIRN_MAX_DOCUMENT_CHARS", 5_000_000, help="Most characters of text taken from one document."
+)
+
+CELERY_BEAT_SCHEDULE = {
+    "reap-stuck-documents": {
+        "task": "ingest.tasks.documents_reap_task",
+        "schedule": float(CAIRN_REAPER_INTERVAL_SECONDS),
+    },
+}
 
 # --- Auth, i18n, security ----------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Document administration: multi-file upload, status and progress."""
+"""Document administration: multi-file upload, live progress, retries, dead letters."""
 
 from __future__ import annotations
 
@@ -7,41 +7,84 @@ from typing import Any
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
 from django.template.defaultfilters import filesizeformat
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
-from django.urls import reverse
-from django.utils.html import format_html
+from django.urls import URLPattern, path, reverse
+from django.utils.safestring import SafeString, mark_safe
 
 from ingest.forms import DocumentUploadForm
-from ingest.services.uploads import UploadRejected, document_create
+from ingest.models import FailedDocument
+from ingest.services.recovery import documents_retry
+from ingest.services.uploads import UploadRejected, UploadResult, document_create
 from kb.admin_scoping import AccountScopedAdmin
 from kb.models import Document, KnowledgeBase
+from kb.services.documents import documents_delete
 
-_STATUS_COLOURS = {
-    Document.Status.PENDING: "#6b7280",
-    Document.Status.PROCESSING: "#2563eb",
-    Document.Status.READY: "#15803d",
-    Document.Status.FAILED: "#b91c1c",
-}
+_IN_FLIGHT = {Document.Status.PENDING, Document.Status.PROCESSING}
+
+
+def render_progress(document: Document) -> SafeString:
+    """The status + progress cell; it polls itself (htmx) until the document settles."""
+    return mark_safe(  # noqa: S308 (rendered by the template engine, which escapes)
+        render_to_string(
+            "admin/ingest/document/_progress.html",
+            {
+                "document": document,
+                "percent": round(document.progress * 100),
+                "polling": document.status in _IN_FLIGHT,
+                "url": reverse("admin:kb_document_progress", args=[document.pk]),
+            },
+        )
+    )
+
+
+class DocumentAdminBase(AccountScopedAdmin):
+    search_fields = ["title", "original_filename", "source"]
+    list_select_related = ["knowledge_base"]
+    actions = ["retry_ingestion"]
+
+    class Media:
+        css = {"all": ["cairn/admin.css"]}
+        js = ["vendor/htmx-2.0.11.min.js"]
+
+    @admin.display(description="Status and progress", ordering="status")
+    def state(self, obj: Document) -> SafeString:
+        return render_progress(obj)
+
+    @admin.display(description="Size", ordering="size_bytes")
+    def size(self, obj: Document) -> str:
+        return filesizeformat(obj.size_bytes)
+
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_superuser or bool(self._manageable(request))
+
+    @admin.action(description="Retry ingestion of the selected documents", permissions=["retry"])
+    def retry_ingestion(self, request: HttpRequest, queryset: QuerySet[Document]) -> None:
+        if not request.user.is_superuser:
+            queryset = queryset.filter(account_id__in=self._manageable(request))
+        retried = documents_retry(documents=queryset.exclude(status=Document.Status.READY))
+        if retried:
+            self.message_user(request, f"Queued {len(retried)} document(s) for ingestion again.")
+        else:
+            self.message_user(request, "Nothing to retry: ready documents are left as they are.")
+
+    def delete_model(self, request: HttpRequest, obj: Document) -> None:
+        documents_delete(documents=Document.objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Document]) -> None:
+        documents_delete(documents=queryset)
 
 
 @admin.register(Document)
-class DocumentAdmin(AccountScopedAdmin):
-    list_display = [
-        "title",
-        "knowledge_base",
-        "status_badge",
-        "progress_bar",
-        "size",
-        "error_summary",
-        "updated_at",
-    ]
+class DocumentAdmin(DocumentAdminBase):
+    list_display = ["title", "knowledge_base", "state", "size", "error_summary", "updated_at"]
     list_filter = ["status", ("knowledge_base", admin.RelatedOnlyFieldListFilter)]
-    search_fields = ["title", "original_filename"]
-    list_select_related = ["knowledge_base"]
     readonly_fields = [
         "account",
         "knowledge_base",
+        "source",
         "original_filename",
         "mime_type",
         "size_bytes",
@@ -52,6 +95,7 @@ class DocumentAdmin(AccountScopedAdmin):
         "chunks_embedded",
         "attempts",
         "version",
+        "page_count",
         "created_at",
         "updated_at",
         "processing_started_at",
@@ -59,36 +103,22 @@ class DocumentAdmin(AccountScopedAdmin):
     ]
     fields = ["title", *readonly_fields]
 
-    class Media:
-        css = {"all": ["cairn/admin.css"]}
-
-    @admin.display(description="Status", ordering="status")
-    def status_badge(self, obj: Document) -> str:
-        return format_html(
-            '<span class="cairn-status" style="color:{}">{}</span>',
-            _STATUS_COLOURS.get(Document.Status(obj.status), "#000"),
-            obj.get_status_display(),
-        )
-
-    @admin.display(description="Progress")
-    def progress_bar(self, obj: Document) -> str:
-        percent = round(obj.progress * 100)
-        return format_html(
-            '<progress class="cairn-progress" max="100" value="{}" title="{} of {} chunks">'
-            "{}%</progress>",
-            percent,
-            obj.chunks_embedded,
-            obj.chunks_total,
-            percent,
-        )
-
-    @admin.display(description="Size", ordering="size_bytes")
-    def size(self, obj: Document) -> str:
-        return filesizeformat(obj.size_bytes)
-
     @admin.display(description="Error")
     def error_summary(self, obj: Document) -> str:
         return obj.error[:120] + ("…" if len(obj.error) > 120 else "")
+
+    def get_urls(self) -> list[URLPattern]:
+        progress = path(
+            "<int:document_id>/progress/",
+            self.admin_site.admin_view(self.progress_view),
+            name="kb_document_progress",
+        )
+        return [progress, *super().get_urls()]
+
+    def progress_view(self, request: HttpRequest, document_id: int) -> HttpResponse:
+        """The htmx fragment that refreshes one document's progress cell."""
+        document = get_object_or_404(self.get_queryset(request), pk=document_id)
+        return HttpResponse(render_progress(document))
 
     def add_view(
         self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None
@@ -96,9 +126,10 @@ class DocumentAdmin(AccountScopedAdmin):
         """Upload one or many files into a knowledge base (replaces the one-row add form)."""
         if not self.has_add_permission(request):
             return HttpResponseRedirect(reverse("admin:kb_document_changelist"))
-        knowledge_bases = self._uploadable_knowledge_bases(request)
         form = DocumentUploadForm(
-            request.POST or None, request.FILES or None, knowledge_bases=knowledge_bases
+            request.POST or None,
+            request.FILES or None,
+            knowledge_bases=self._uploadable_knowledge_bases(request),
         )
         if request.method == "POST" and form.is_valid():
             self._store_uploads(request, form.cleaned_data["knowledge_base"], form)
@@ -124,8 +155,7 @@ class DocumentAdmin(AccountScopedAdmin):
     def _store_uploads(
         self, request: HttpRequest, knowledge_base: KnowledgeBase, form: DocumentUploadForm
     ) -> None:
-        created: list[str] = []
-        duplicates: list[str] = []
+        outcomes: dict[UploadResult, list[str]] = {result: [] for result in UploadResult}
         rejected: list[str] = []
         for upload in form.cleaned_data["uploads"]:
             try:
@@ -133,18 +163,49 @@ class DocumentAdmin(AccountScopedAdmin):
             except UploadRejected as exc:
                 rejected.append(str(exc))
                 continue
-            (created if outcome.created else duplicates).append(outcome.document.title)
-        if created:
+            outcomes[outcome.result].append(outcome.document.title)
+        if created := outcomes[UploadResult.CREATED]:
             messages.success(
-                request, f"Uploaded {len(created)} document(s) to {knowledge_base.name}."
+                request,
+                f"Uploaded {len(created)} document(s) to {knowledge_base.name}; "
+                "they are being processed.",
             )
-        if duplicates:
+        if updated := outcomes[UploadResult.UPDATED]:
+            messages.success(request, "New version of: " + ", ".join(updated))
+        if duplicates := outcomes[UploadResult.DUPLICATE]:
             messages.warning(
                 request,
                 "Already in this knowledge base, not uploaded again: " + ", ".join(duplicates),
             )
-        if rejected:
-            for reason in rejected:
-                messages.error(request, f"Not uploaded: {reason}")
-            if not created and not duplicates:
-                form.add_error("uploads", "None of the files could be uploaded.")
+        for reason in rejected:
+            messages.error(request, f"Not uploaded: {reason}")
+        if rejected and not any(outcomes.values()):
+            form.add_error("uploads", "None of the files could be uploaded.")
+
+
+@admin.register(FailedDocument)
+class FailedDocumentAdmin(DocumentAdminBase):
+    """Documents ingestion gave up on, each with its full reason, ready to retry."""
+
+    list_display = ["title", "knowledge_base", "error", "attempts", "updated_at"]
+    list_filter = [("knowledge_base", admin.RelatedOnlyFieldListFilter)]
+    readonly_fields = [f.name for f in Document._meta.fields]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return super().get_queryset(request).filter(status=Document.Status.FAILED)
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        # The document's own page has everything; send people there.
+        return HttpResponseRedirect(reverse("admin:kb_document_change", args=[object_id]))

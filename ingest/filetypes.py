@@ -112,3 +112,11 @@ def detect_file_type(stream: BinaryIO, filename: str) -> FileType:
             f"upload it with the extension that matches its content"
         )
     return claimed
+
+
+def file_type_for_mime(mime_type: str) -> FileType:
+    """The FileType a stored document was accepted as (Document.mime_type)."""
+    for file_type in (TXT, MARKDOWN, HTML, PDF, DOCX):
+        if file_type.mime_type == mime_type:
+            return file_type
+    raise FileTypeError(f"unsupported stored type {mime_type}")

@@ -7,12 +7,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
 from django.db import models
 from django.http import HttpRequest
 
 from kb.admin_scoping import AccountScopedAdmin
+from kb.embeddings.registry import is_supported_model
 from kb.models import Account, Chunk, KnowledgeBase, Membership
+from kb.services.documents import accounts_delete, knowledge_bases_delete
+from kb.services.reembedding import ReembeddingRejected, knowledge_base_reembed_start
 
 
 class MembershipInline(admin.TabularInline):
@@ -51,6 +55,12 @@ class AccountAdmin(AccountScopedAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return request.user.is_superuser
 
+    def delete_model(self, request: HttpRequest, obj: Account) -> None:
+        accounts_delete(accounts=Account.objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request: HttpRequest, queryset: models.QuerySet[Account]) -> None:
+        accounts_delete(accounts=queryset)
+
 
 @admin.register(Membership)
 class MembershipAdmin(AccountScopedAdmin):
@@ -71,14 +81,59 @@ class MembershipAdmin(AccountScopedAdmin):
         return request.user.is_superuser
 
 
+class KnowledgeBaseForm(forms.ModelForm):
+    def clean_embedding_model(self) -> str:
+        model_id = str(self.cleaned_data["embedding_model"]).strip()
+        if not is_supported_model(model_id):
+            raise forms.ValidationError(
+                "Use sentence-transformers/all-MiniLM-L6-v2 or openai:<model name>."
+            )
+        return model_id
+
+
 @admin.register(KnowledgeBase)
 class KnowledgeBaseAdmin(AccountScopedAdmin):
-    list_display = ["name", "account", "slug", "document_count", "content_version", "updated_at"]
+    form = KnowledgeBaseForm
+    list_display = ["name", "account", "slug", "document_count", "embedding_model", "updated_at"]
     list_filter = [("account", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["name", "slug", "description"]
     prepopulated_fields = {"slug": ["name"]}
-    readonly_fields = ["embedding_model", "embedding_dimension", "content_version", "created_at"]
+    readonly_fields = [
+        "embedding_dimension",
+        "reembedding_model",
+        "reembedding_started_at",
+        "content_version",
+        "created_at",
+    ]
     list_select_related = ["account"]
+
+    def save_model(self, request: HttpRequest, obj: KnowledgeBase, form: Any, change: bool) -> None:
+        """A changed embedding model is not written directly: chunks are re-embedded in
+        the background first, and searches use the old model until the switch."""
+        requested = obj.embedding_model
+        if change and "embedding_model" in form.changed_data:
+            obj.embedding_model = form.initial["embedding_model"]
+        super().save_model(request, obj, form, change)
+        if change and "embedding_model" in form.changed_data:
+            try:
+                started = knowledge_base_reembed_start(knowledge_base=obj, model_id=requested)
+            except ReembeddingRejected as exc:
+                messages.error(request, f"Embedding model not changed: {exc}")
+                return
+            if started:
+                messages.info(
+                    request,
+                    f"Re-embedding with {requested} in the background; searches keep using "
+                    f"{obj.embedding_model} until it is done.",
+                )
+
+    def delete_model(self, request: HttpRequest, obj: KnowledgeBase) -> None:
+        knowledge_bases_delete(knowledge_bases=KnowledgeBase.objects.filter(pk=obj.pk))
+
+    def delete_queryset(
+        self, request: HttpRequest, queryset: models.QuerySet[KnowledgeBase]
+    ) -> None:
+        knowledge_bases_delete(knowledge_bases=queryset)
 
     def get_queryset(self, request: HttpRequest) -> models.QuerySet[KnowledgeBase]:
         return super().get_queryset(request).annotate(doc_count=models.Count("documents"))

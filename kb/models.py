@@ -55,6 +55,10 @@ class Membership(models.Model):
         return f"{self.user} in {self.account} ({self.role})"
 
 
+def default_embedding_model() -> str:
+    return str(getattr(settings, "CAIRN_EMBEDDING_MODEL", DEFAULT_EMBEDDING_MODEL))
+
+
 class KnowledgeBase(models.Model):
     """A searchable collection of documents within one account."""
 
@@ -62,8 +66,12 @@ class KnowledgeBase(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=80)
     description = models.TextField(blank=True)
-    embedding_model = models.CharField(max_length=200, default=DEFAULT_EMBEDDING_MODEL)
+    embedding_model = models.CharField(max_length=200, default=default_embedding_model)
     embedding_dimension = models.PositiveSmallIntegerField(default=EMBEDDING_DIMENSION)
+    # Set while chunks are re-embedded with another model into Chunk.embedding_next;
+    # searches keep using embedding_model until the switch (kb.services.reembedding).
+    reembedding_model = models.CharField(max_length=200, blank=True)
+    reembedding_started_at = models.DateTimeField(null=True, blank=True)
     # Bumped whenever searchable content changes; answer caches key on it.
     content_version = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -101,6 +109,9 @@ class Document(models.Model):
         KnowledgeBase, on_delete=models.CASCADE, related_name="documents"
     )
     title = models.CharField(max_length=300)
+    # Where it came from (upload file name, or the path given to `manage.py ingest`):
+    # a changed file from the same source becomes a new version of this document.
+    source = models.CharField(max_length=500)
     original_filename = models.CharField(max_length=255)
     file = models.FileField(upload_to=document_upload_to, max_length=500)
     content_hash = models.CharField(max_length=64, help_text="SHA-256 of the file's bytes.")
@@ -112,6 +123,9 @@ class Document(models.Model):
     chunks_embedded = models.PositiveIntegerField(default=0)
     attempts = models.PositiveSmallIntegerField(default=0)
     version = models.PositiveIntegerField(default=1)
+    # The parsed text of the live version: chunk spans point into it.
+    parsed_text = models.TextField(blank=True)
+    page_count = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     processing_started_at = models.DateTimeField(null=True, blank=True)
@@ -123,7 +137,10 @@ class Document(models.Model):
             # The same bytes are stored once per knowledge base (idempotent uploads).
             models.UniqueConstraint(
                 fields=["knowledge_base", "content_hash"], name="kb_document_unique_content"
-            )
+            ),
+            models.UniqueConstraint(
+                fields=["knowledge_base", "source"], name="kb_document_unique_source"
+            ),
         ]
         indexes = [
             models.Index(fields=["account", "knowledge_base"], name="kb_document_tenant"),
@@ -164,6 +181,9 @@ class Chunk(models.Model):
     page = models.PositiveIntegerField(null=True, blank=True)
     token_count = models.PositiveIntegerField()
     embedding = VectorField(dimensions=EMBEDDING_DIMENSION)
+    # Filled while the knowledge base is re-embedded with another model; swapped
+    # into ``embedding`` in one transaction when every chunk has it.
+    embedding_next = VectorField(dimensions=EMBEDDING_DIMENSION, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -23,9 +23,45 @@ if os.environ.get("DATABASE_URL"):
 ensure_embedded_database(stop_at_exit=True)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _task_messages_stay_in_memory():
+    """Tasks queued by tests go to an in-memory broker nobody consumes, never to the
+    embedded broker folder of a running `make run`. Tests that need a worker switch
+    to Redis with tests.support.worker.redis_queue()."""
+    from config.celery_app import app
+    from tests.support.worker import use_broker
+
+    saved = app.conf.broker_url
+    use_broker("memory://")
+    yield
+    use_broker(saved)
+
+
 @pytest.fixture(autouse=True)
 def _fast_passwords_and_private_media(settings, tmp_path: Path) -> Iterator[None]:
     """Cheap password hashing, and uploads into a folder of the test's own."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.MEDIA_ROOT = tmp_path / "media"
     yield
+
+
+@pytest.fixture
+def kb(db):
+    """A knowledge base of its own account."""
+    from tests.factories import make_account, make_knowledge_base
+
+    return make_knowledge_base(make_account("Ledgerly"), "Ledgerly help")
+
+
+@pytest.fixture
+def fake_openai(settings):
+    """OpenAI's API on loopback (tests/support/fake_openai.py); the real SDK points at it."""
+    from kb.embeddings.registry import reset_embedders
+    from tests.support.fake_openai import running_fake_openai
+
+    with running_fake_openai() as server:
+        settings.CAIRN_OPENAI_BASE_URL = server.base_url
+        settings.OPENAI_API_KEY = "sk-test"
+        reset_embedders()
+        yield server
+    reset_embedders()

@@ -9,6 +9,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser
 from django.core.files.base import ContentFile
 
+from ingest.services.uploads import UploadOutcome, document_create
 from kb.models import Account, Document, KnowledgeBase, Membership
 
 _sequence = itertools.count(1)
@@ -51,3 +52,12 @@ def make_document(knowledge_base: KnowledgeBase, title: str = "Refund policy") -
     document.file.save("doc.txt", ContentFile(content), save=False)
     document.save()
     return document
+
+
+def upload(
+    knowledge_base: KnowledgeBase, name: str, content: bytes, source: str | None = None
+) -> UploadOutcome:
+    """Upload bytes as a document, the way the admin and the CLI do."""
+    return document_create(
+        knowledge_base=knowledge_base, upload=ContentFile(content, name=name), source=source
+    )

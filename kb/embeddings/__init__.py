@@ -1,0 +1,1 @@
+"""Turning text into vectors: the provider interface, the bundled model, token counting."""
