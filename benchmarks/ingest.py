@@ -76,14 +76,20 @@ class PeakRss:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--limit", type=int, default=0, help="only the first N files")
-    parser.add_argument("--concurrency", type=int, default=1, help="worker processes")
+    parser.add_argument("--concurrency", type=int, default=2, help="worker processes")
     args = parser.parse_args()
     ensure_corpus()
 
     HOME.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(HOME / "broker", ignore_errors=True)
     shutil.rmtree(HOME / "media", ignore_errors=True)
-    os.environ.update({"CAIRN_HOME": str(HOME), "DJANGO_SETTINGS_MODULE": "config.settings"})
+    os.environ.update(
+        {
+            "CAIRN_HOME": str(HOME),
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "CAIRN_LOG_LEVEL": "WARNING",
+        }
+    )
     for name in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"):
         os.environ.pop(name, None)
     sys.path.insert(0, str(REPO_ROOT))
@@ -111,7 +117,8 @@ def main() -> None:
     if args.limit:
         files = files[: args.limit]
 
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    threads = max(1, (os.cpu_count() or 1) // args.concurrency)  # as `manage.py serve` does
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "CAIRN_EMBEDDING_THREADS": str(threads)}
     log = (HOME / "worker.log").open("wb")
     worker = subprocess.Popen(
         [
@@ -187,7 +194,7 @@ def main() -> None:
     rows = [
         ("documents", f"{len(ids)} ({ready} ready, {len(failed)} failed)"),
         ("chunks", f"{len(chunks)} ({tokens} tokens, {tokens / max(len(chunks), 1):.0f}/chunk)"),
-        ("worker concurrency", str(args.concurrency)),
+        ("worker", f"{args.concurrency} processes x {threads} embedding thread(s)"),
         ("upload time", f"{uploaded:.1f} s"),
         ("pipeline time", f"{elapsed:.1f} s"),
         ("pipeline documents/s", f"{len(ids) / elapsed:.2f}"),

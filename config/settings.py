@@ -208,7 +208,13 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_out": str(CELERY_BROKER_FOLDER / "queue"),
         "processed_folder": str(CELERY_BROKER_FOLDER / "processed"),
         "store_processed": False,
+        # The filesystem transport polls; its default (1 s) idles a worker for up to a
+        # second after every task. A directory listing every 50 ms costs next to nothing.
+        "polling_interval": 0.05,
     }
+    # kombu's filesystem transport fails on a missing folder rather than creating it.
+    for _folder in ("queue", "processed"):
+        (CELERY_BROKER_FOLDER / _folder).mkdir(parents=True, exist_ok=True)
 CELERY_TASK_DEFAULT_QUEUE = env_str(
     "CAIRN_TASK_QUEUE",
     "celery",
@@ -276,7 +282,10 @@ CAIRN_LOAD_DEMO = env_bool(
 CAIRN_HOST = env_str("CAIRN_HOST", "127.0.0.1", help="Address `manage.py serve` listens on.")
 CAIRN_PORT = env_int("CAIRN_PORT", 8000, help="Port `manage.py serve` listens on.")
 CAIRN_WORKER_CONCURRENCY = env_int(
-    "CAIRN_WORKER_CONCURRENCY", 1, help="Worker processes `manage.py serve` starts for ingestion."
+    "CAIRN_WORKER_CONCURRENCY",
+    2,
+    help="Worker processes `manage.py serve` starts for ingestion (each gets cores / processes "
+    "embedding threads unless CAIRN_EMBEDDING_THREADS is set).",
 )
 
 # --- Ingestion and embeddings ----------------------------------------------

@@ -196,15 +196,22 @@ class _Chunker:
             if start == end:
                 continue  # an empty block has nothing to cite
             if block.kind == BlockKind.HEADING:
-                if section.blocks:
-                    yield section
                 level = max(block.level, 1)
+                carried: list[int] = []
+                if section.blocks:
+                    bare = section.blocks == section.headings[-1:]
+                    if bare and path and level > path[-1][0]:
+                        # A heading with nothing under it but a sub-heading opens the
+                        # sub-section's chunk instead of becoming a chunk of one title.
+                        carried = section.blocks
+                    else:
+                        yield section
                 title = " ".join(self._text[start:end].split())
                 path = [entry for entry in path if entry[0] < level] + [(level, index, title)]
                 section = _Section(
                     HEADING_PATH_SEPARATOR.join(title for _, _, title in path),
                     [heading for _, heading, _ in path],
-                    [],
+                    carried,
                 )
             section.blocks.append(index)
         if section.blocks:

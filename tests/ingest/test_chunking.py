@@ -89,10 +89,19 @@ def assert_chunk_invariants(
     for previous, following in zip(chunks, chunks[1:], strict=False):
         assert previous.char_start < following.char_start
         assert previous.char_end < following.char_end
-    # No chunk crosses a heading: a heading can only be where a chunk begins.
-    for offset, block in zip(parsed.block_offsets(), parsed.blocks, strict=True):
-        if block.kind == BlockKind.HEADING:
-            assert not any(c.char_start < offset < c.char_end for c in chunks), block
+    # No chunk crosses a heading: a heading can only be where a chunk begins, or right
+    # after the bare parent heading(s) that open the chunk of their first sub-section.
+    blocks = list(zip(parsed.block_offsets(), parsed.blocks, strict=True))
+    for offset, block in blocks:
+        if block.kind != BlockKind.HEADING:
+            continue
+        for chunk in chunks:
+            if chunk.char_start < offset < chunk.char_end:
+                before = [b for o, b in blocks if chunk.char_start <= o < offset and b.text.strip()]
+                assert all(b.kind == BlockKind.HEADING for b in before), block
+                assert all(
+                    a.level < b.level for a, b in zip(before, [*before[1:], block], strict=True)
+                ), block
 
 
 def markdown_document(path: Path) -> ParsedDocument:
@@ -162,9 +171,24 @@ def test_a_deeper_heading_after_a_skipped_level_keeps_the_path_consistent() -> N
     parsed = ParsedDocument(
         [heading("A", 1), heading("C", 3), paragraph("c."), heading("B", 2), paragraph("b.")]
     )
-    # When chunked, then the h2 replaces the h3
+    # When chunked, then the h2 replaces the h3 (and the bare "A" opens the first chunk)
     paths = [c.heading_path for c in chunk_document(parsed, count_tokens=words)]
-    assert paths == ["A", "A > C", "A > B"]
+    assert paths == ["A > C", "A > B"]
+
+
+def test_a_bare_heading_opens_its_first_sub_sections_chunk() -> None:
+    # Given a title with nothing under it but sub-sections
+    parsed = ParsedDocument(
+        [heading("Refunds", 2), heading("Starter", 3), paragraph("Within 14 days."),
+         heading("Enterprise", 3), paragraph("Prorated.")]
+    )  # fmt: skip
+    # When chunked
+    chunks = chunk_document(parsed, options=plain(100), count_tokens=words)
+    # Then no chunk holds only a title: "Refunds" opens the first sub-section's chunk
+    assert [(c.heading_path, c.text) for c in chunks] == [
+        ("Refunds > Starter", "Refunds\n\nStarter\n\nWithin 14 days."),
+        ("Refunds > Enterprise", "Enterprise\n\nProrated."),
+    ]
 
 
 def test_a_heading_starts_a_chunk_and_opens_it_with_its_own_text() -> None:
