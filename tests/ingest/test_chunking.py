@@ -11,6 +11,7 @@ import random
 import re
 import sys
 from collections.abc import Callable
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -99,9 +100,7 @@ def assert_chunk_invariants(
             if chunk.char_start < offset < chunk.char_end:
                 before = [b for o, b in blocks if chunk.char_start <= o < offset and b.text.strip()]
                 assert all(b.kind == BlockKind.HEADING for b in before), block
-                assert all(
-                    a.level < b.level for a, b in zip(before, [*before[1:], block], strict=True)
-                ), block
+                assert all(a.level < b.level for a, b in pairwise([*before, block])), block
 
 
 def markdown_document(path: Path) -> ParsedDocument:
