@@ -272,7 +272,9 @@ CAIRN_MAX_UPLOAD_MB = env_int(
 CAIRN_MAX_UPLOAD_FILES = env_int(
     "CAIRN_MAX_UPLOAD_FILES", 20, help="Most files accepted in one upload request."
 )
-DATA_UPLOAD_MAX_NUMBER_FILES = CAIRN_MAX_UPLOAD_FILES
+# Django's own ceiling answers with a bare 400 page; keep it well above ours so that
+# people who select too many files get the form's message naming the limit.
+DATA_UPLOAD_MAX_NUMBER_FILES = max(CAIRN_MAX_UPLOAD_FILES * 5, 100)
 
 CAIRN_LOAD_DEMO = env_bool(
     "CAIRN_LOAD_DEMO",

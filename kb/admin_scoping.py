@@ -18,7 +18,7 @@ from django.db.models import QuerySet
 from django.forms import ModelChoiceField
 from django.http import HttpRequest
 
-from kb.models import Account, KnowledgeBase, Membership
+from kb.models import Account, Chunk, KnowledgeBase, Membership
 from kb.selectors.accounts import account_ids_for_user
 
 ADMIN_ROLES = (Membership.Role.ADMIN,)
@@ -74,6 +74,13 @@ class AccountScopedAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
         return self.has_change_permission(request, obj)
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> tuple[Any, Any, Any, Any]:
+        deleted, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
+        # Chunks are derived data: they go with their document and are never deleted on
+        # their own, so their (read-only) admin must not block a document's deletion.
+        perms_needed.discard(Chunk._meta.verbose_name)
+        return deleted, model_count, perms_needed, protected
 
     # --- what may be chosen ----------------------------------------------------
 
