@@ -346,6 +346,43 @@ CAIRN_MAX_DOCUMENT_CHARS = env_int(
     "CAIRN_MAX_DOCUMENT_CHARS", 5_000_000, help="Most characters of text taken from one document."
 )
 
+# --- Retrieval -----------------------------------------------------------------
+
+CAIRN_HNSW_EF_SEARCH = env_int(
+    "CAIRN_HNSW_EF_SEARCH",
+    100,
+    help="HNSW candidate list size per vector search (recall against speed; pgvector's "
+    "hnsw.ef_search).",
+)
+CAIRN_SEARCH_CANDIDATES = env_int(
+    "CAIRN_SEARCH_CANDIDATES", 50, help="Candidates each channel contributes to fusion."
+)
+CAIRN_RRF_K = env_int("CAIRN_RRF_K", 60, help="Reciprocal rank fusion constant k.")
+CAIRN_SEARCH_MIN_SIMILARITY = env_float(
+    "CAIRN_SEARCH_MIN_SIMILARITY",
+    0.25,
+    help="Relevance floor: below this best cosine similarity, a search reports that "
+    "nothing relevant was found.",
+)
+CAIRN_BM25_K1 = env_float("CAIRN_BM25_K1", 1.5, help="BM25 term-frequency saturation k1.")
+CAIRN_BM25_B = env_float("CAIRN_BM25_B", 0.75, help="BM25 length normalisation b.")
+CAIRN_BM25_STOP_WORDS = env_str(
+    "CAIRN_BM25_STOP_WORDS",
+    "english",
+    help="Stop words dropped from documents and queries alike: english or none.",
+)
+CAIRN_BM25_REFRESH_SECONDS = env_float(
+    "CAIRN_BM25_REFRESH_SECONDS",
+    1.0,
+    help="How often a process checks whether a knowledge base changed (keyword index).",
+)
+CAIRN_BM25_MAX_POSTINGS = env_int(
+    "CAIRN_BM25_MAX_POSTINGS",
+    30_000_000,
+    help="Memory bound of the keyword indexes per process, in postings (about 40 bytes "
+    "each); least recently used knowledge bases are evicted beyond it.",
+)
+
 CELERY_BEAT_SCHEDULE = {
     "reap-stuck-documents": {
         "task": "ingest.tasks.documents_reap_task",

@@ -10,11 +10,15 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.db import models
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path
 
 from kb.admin_scoping import AccountScopedAdmin
 from kb.embeddings.registry import is_supported_model
 from kb.models import Account, Chunk, KnowledgeBase, Membership
+from kb.selectors.search import MODES, chunk_search
 from kb.services.documents import accounts_delete, knowledge_bases_delete
 from kb.services.reembedding import ReembeddingRejected, knowledge_base_reembed_start
 
@@ -81,6 +85,12 @@ class MembershipAdmin(AccountScopedAdmin):
         return request.user.is_superuser
 
 
+class HitTestingForm(forms.Form):
+    query = forms.CharField(max_length=2000, widget=forms.TextInput(attrs={"size": 80}))
+    mode = forms.ChoiceField(choices=[(m, m) for m in MODES], initial="hybrid")
+    k = forms.IntegerField(min_value=1, max_value=50, initial=10, label="Results")
+
+
 class KnowledgeBaseForm(forms.ModelForm):
     def clean_embedding_model(self) -> str:
         model_id = str(self.cleaned_data["embedding_model"]).strip()
@@ -94,6 +104,7 @@ class KnowledgeBaseForm(forms.ModelForm):
 @admin.register(KnowledgeBase)
 class KnowledgeBaseAdmin(AccountScopedAdmin):
     form = KnowledgeBaseForm
+    change_form_template = "admin/kb/knowledgebase/change_form.html"
     list_display = ["name", "account", "slug", "document_count", "embedding_model", "updated_at"]
     list_filter = [("account", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["name", "slug", "description"]
@@ -126,6 +137,39 @@ class KnowledgeBaseAdmin(AccountScopedAdmin):
                     f"Re-embedding with {requested} in the background; searches keep using "
                     f"{obj.embedding_model} until it is done.",
                 )
+
+    def get_urls(self) -> list[URLPattern]:
+        hit_testing = path(
+            "<int:knowledge_base_id>/hit-testing/",
+            self.admin_site.admin_view(self.hit_testing_view),
+            name="kb_knowledgebase_hit_testing",
+        )
+        return [hit_testing, *super().get_urls()]
+
+    def hit_testing_view(self, request: HttpRequest, knowledge_base_id: int) -> HttpResponse:
+        """Type a query, see what retrieval returns and why (each channel's rank and score)."""
+        knowledge_base = get_object_or_404(
+            self.get_queryset(request).select_related("account"), pk=knowledge_base_id
+        )
+        form = HitTestingForm(request.GET or None)
+        result = None
+        if form.is_valid():
+            result = chunk_search(
+                account=knowledge_base.account,
+                knowledge_bases=[knowledge_base],
+                query=form.cleaned_data["query"],
+                k=form.cleaned_data["k"],
+                mode=form.cleaned_data["mode"],
+            )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Hit testing: {knowledge_base.name}",
+            "opts": self.opts,
+            "original": knowledge_base,
+            "form": form,
+            "result": result,
+        }
+        return TemplateResponse(request, "admin/kb/knowledgebase/hit_testing.html", context)
 
     def delete_model(self, request: HttpRequest, obj: KnowledgeBase) -> None:
         knowledge_bases_delete(knowledge_bases=KnowledgeBase.objects.filter(pk=obj.pk))

@@ -1,0 +1,1 @@
+"""Retrieval evaluation on golden question sets (see tests/golden/README.md)."""

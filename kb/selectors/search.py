@@ -1,0 +1,140 @@
+"""chunk_search: the one retrieval entry point for the chat, the API and evaluation.
+
+Hybrid by default: the vector channel (HNSW cosine in PostgreSQL) and the
+keyword channel (exact BM25 in memory) each propose candidates within the
+asker's account and knowledge bases, and reciprocal rank fusion orders them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Literal
+
+from django.conf import settings
+
+from kb.embeddings.registry import get_embedder
+from kb.models import Account, Chunk, KnowledgeBase
+from kb.search.fusion import RankedHit, reciprocal_rank_fusion
+from kb.search.keyword import keyword_indexes
+from kb.selectors.chunks import chunk_vector_search
+
+SearchMode = Literal["hybrid", "vector", "keyword"]
+MODES: tuple[SearchMode, ...] = ("hybrid", "vector", "keyword")
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    chunk: Chunk  # with .document loaded
+    fused_score: float
+    vector_rank: int | None = None
+    vector_similarity: float | None = None  # cosine similarity, 1 = same direction
+    keyword_rank: int | None = None
+    keyword_score: float | None = None  # BM25
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    hits: list[SearchHit]
+    nothing_relevant: bool  # no hit clears the relevance floor
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+@lru_cache(maxsize=2048)
+def _query_embedding(model_id: str, query: str) -> tuple[float, ...]:
+    """Per-process cache: the same question asked again is not embedded again."""
+    return tuple(float(x) for x in get_embedder(model_id).embed([query])[0])
+
+
+def query_embedding(model_id: str, query: str) -> tuple[float, ...]:
+    return _query_embedding(model_id, " ".join(query.split()))
+
+
+def _vector_channel(
+    account: Account, knowledge_bases: Sequence[KnowledgeBase], query: str, depth: int
+) -> list[RankedHit]:
+    by_model: dict[str, list[KnowledgeBase]] = {}
+    for knowledge_base in knowledge_bases:
+        by_model.setdefault(knowledge_base.embedding_model, []).append(knowledge_base)
+    hits: list[RankedHit] = []
+    for model_id, group in by_model.items():
+        chunks = chunk_vector_search(
+            account=account,
+            knowledge_bases=group,
+            embedding=query_embedding(model_id, query),
+            k=depth,
+            ef_search=max(settings.CAIRN_HNSW_EF_SEARCH, depth),
+        )
+        hits.extend(RankedHit(c.pk, 1.0 - float(c.distance)) for c in chunks)  # type: ignore[attr-defined]
+    hits.sort(key=lambda hit: (-hit.score, hit.chunk_id))
+    return hits[:depth]
+
+
+def chunk_search(
+    *,
+    account: Account,
+    knowledge_bases: Sequence[KnowledgeBase],
+    query: str,
+    k: int = 10,
+    mode: SearchMode = "hybrid",
+    candidates: int | None = None,
+    rrf_k: int | None = None,
+    weights: dict[str, float] | None = None,
+    min_similarity: float | None = None,
+) -> SearchResult:
+    """The ``k`` chunks of ``account``'s ``knowledge_bases`` that best answer ``query``.
+
+    Knowledge bases of other accounts are ignored, whatever the caller passes.
+    ``nothing_relevant`` is true when no hit's cosine similarity reaches
+    ``min_similarity`` (keyword mode: when nothing matched at all).
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}")
+    scoped = [kb for kb in knowledge_bases if kb.account_id == account.pk]
+    if not scoped or not query.strip():
+        return SearchResult([], nothing_relevant=True)
+    depth = max(candidates or settings.CAIRN_SEARCH_CANDIDATES, k)
+    floor = settings.CAIRN_SEARCH_MIN_SIMILARITY if min_similarity is None else min_similarity
+    timings: dict[str, float] = {}
+    channels: dict[str, list[RankedHit]] = {}
+    if mode in ("hybrid", "vector"):
+        started = time.perf_counter()
+        channels["vector"] = _vector_channel(account, scoped, query, depth)
+        timings["vector"] = (time.perf_counter() - started) * 1000
+    if mode in ("hybrid", "keyword"):
+        started = time.perf_counter()
+        bm25 = keyword_indexes.search(
+            account_id=account.pk,
+            knowledge_base_ids=[kb.pk for kb in scoped],
+            query=query,
+            k=depth,
+        )
+        channels["keyword"] = [RankedHit(hit.chunk_id, hit.score) for hit in bm25]
+        timings["keyword"] = (time.perf_counter() - started) * 1000
+    fused = reciprocal_rank_fusion(channels, k=rrf_k or settings.CAIRN_RRF_K, weights=weights)
+    started = time.perf_counter()
+    wanted = [hit.chunk_id for hit in fused[: k * 2]]  # spare rows for chunks deleted meanwhile
+    # Re-read under the tenant filter: the rows returned are live and the asker's own.
+    rows = Chunk.objects.filter(pk__in=wanted, account=account).select_related("document")
+    by_id = {chunk.pk: chunk for chunk in rows}
+    timings["load"] = (time.perf_counter() - started) * 1000
+    hits = [
+        SearchHit(
+            chunk=by_id[hit.chunk_id],
+            fused_score=hit.fused_score,
+            vector_rank=hit.ranks.get("vector"),
+            vector_similarity=hit.scores.get("vector"),
+            keyword_rank=hit.ranks.get("keyword"),
+            keyword_score=hit.scores.get("keyword"),
+        )
+        for hit in fused
+        if hit.chunk_id in by_id
+    ][:k]
+    if mode == "keyword":
+        nothing_relevant = not hits
+    else:
+        best = max((h.vector_similarity or 0.0 for h in hits), default=0.0)
+        nothing_relevant = best < floor
+    return SearchResult(hits, nothing_relevant, timings)
