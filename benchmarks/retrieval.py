@@ -239,9 +239,9 @@ def main() -> None:
         recalls.append(len(approximate & exact) / 10)
     recall = float(np.mean(recalls))
 
-    # BM25: our index against rank_bm25 on the same corpus (one replica, same tokens).
+    # BM25: our index against rank_bm25 on the same corpus (all replicas, same tokens).
     stop = stop_words_for("english")
-    corpus = [tokenize(text, stop_words=stop) for text in texts]
+    corpus = [tokenize(text, stop_words=stop) for text in texts] * replicas
     ours = Bm25Index()
     ours.add(enumerate(corpus))
     reference = BM25Okapi(corpus)

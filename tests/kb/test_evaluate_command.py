@@ -74,3 +74,23 @@ def test_a_malformed_question_file_names_the_line(tmp_path) -> None:
 
     with pytest.raises(CommandError, match="q.jsonl:2: not a question line"):
         call_command("evaluate", questions=questions, docs=tmp_path)
+
+
+def test_evaluate_can_use_an_existing_knowledge_base(kb, tmp_path) -> None:
+    from ingest.services.pipeline import document_ingest
+    from tests.factories import upload
+
+    document = upload(kb, "refunds.md", b"# Refunds\n\nRefunds are paid within 14 days.\n").document
+    document_ingest(document_id=document.pk)
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(json.dumps({"question": "when are refunds paid", "answers": ["14 days"]}))
+    out = io.StringIO()
+
+    call_command(
+        "evaluate", questions=questions, kb=kb.slug, account=kb.account.slug, mode="keyword",
+        stdout=out,
+    )  # fmt: skip
+
+    assert "keyword    1   1.000" in out.getvalue()
+    with pytest.raises(CommandError, match="no knowledge base with slug 'nope'"):
+        call_command("evaluate", questions=questions, kb="nope", stdout=io.StringIO())

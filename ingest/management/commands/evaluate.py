@@ -14,10 +14,11 @@ from tqdm import tqdm
 from ingest.management.commands.ingest import collect_files
 from ingest.services.pipeline import document_ingest
 from ingest.services.uploads import UploadRejected, document_create
-from kb.evaluation.golden import GoldenSetError, load_questions
+from kb.evaluation.golden import GoldenQuestion, GoldenSetError, load_questions
 from kb.evaluation.metrics import ModeReport
 from kb.evaluation.runner import retrieval_evaluate
 from kb.models import Account, KnowledgeBase
+from kb.selectors.knowledge_bases import KnowledgeBaseNotFound, knowledge_base_by_slug
 from kb.selectors.search import MODES, SearchMode
 from kb.services.accounts import account_ensure, knowledge_base_ensure
 from kb.services.documents import accounts_delete
@@ -41,6 +42,12 @@ class Command(BaseCommand):
             questions = load_questions(options["questions"])
         except (GoldenSetError, OSError) as exc:
             raise CommandError(str(exc)) from exc
+        try:
+            self._run(questions, options)
+        except KnowledgeBaseNotFound as exc:
+            raise CommandError(str(exc)) from exc
+
+    def _run(self, questions: list[GoldenQuestion], options: dict[str, Any]) -> None:
         if bool(options["docs"]) == bool(options["kb"]):
             raise CommandError("give either --docs DIR (a throwaway knowledge base) or --kb SLUG")
         modes: list[SearchMode] = list(MODES) if options["mode"] == "all" else [options["mode"]]
@@ -49,7 +56,9 @@ class Command(BaseCommand):
             if options["docs"]:
                 throwaway, knowledge_base = self._load(options["docs"])
             else:
-                knowledge_base = self._existing(options["kb"], options["account"])
+                knowledge_base = knowledge_base_by_slug(
+                    slug=options["kb"], account_slug=options["account"]
+                )
             with tqdm(total=len(questions), desc="Asking", unit="q", disable=None) as bar:
                 reports = retrieval_evaluate(
                     account=knowledge_base.account,
@@ -89,16 +98,6 @@ class Command(BaseCommand):
                     continue
             document_ingest(document_id=document.pk)
         return account, knowledge_base
-
-    @staticmethod
-    def _existing(slug: str, account: str | None) -> KnowledgeBase:
-        candidates = KnowledgeBase.objects.filter(slug=slug).select_related("account")
-        if account:
-            candidates = candidates.filter(account__slug=account)
-        found = list(candidates[:2])
-        if len(found) != 1:
-            raise CommandError(f"knowledge base {slug!r}: {'ambiguous' if found else 'not found'}")
-        return found[0]
 
     def _print(self, reports: list[ModeReport]) -> None:
         header = f"{'mode':<8}{'n':>4}{'hit@1':>8}{'hit@5':>8}{'hit@10':>8}{'MRR@10':>8}"

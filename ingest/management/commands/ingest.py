@@ -15,6 +15,7 @@ from ingest.filetypes import BY_EXTENSION
 from ingest.services.pipeline import TransientIngestError, document_ingest
 from ingest.services.uploads import UploadRejected, UploadResult, document_create
 from kb.models import Document, KnowledgeBase
+from kb.selectors.knowledge_bases import KnowledgeBaseNotFound, knowledge_base_by_slug
 
 NO_PROGRESS_HINT_SECONDS = 30
 
@@ -80,19 +81,12 @@ class Command(BaseCommand):
         if failed:
             raise CommandError(f"{failed} document(s) failed")
 
-    def _knowledge_base(self, slug: str, account: str | None) -> KnowledgeBase:
-        candidates = KnowledgeBase.objects.filter(slug=slug).select_related("account")
-        if account:
-            candidates = candidates.filter(account__slug=account)
-        found = list(candidates[:2])
-        if not found:
-            raise CommandError(
-                f"no knowledge base with slug {slug!r}"
-                + (f" in account {account!r}" if account else "")
-            )
-        if len(found) > 1:
-            raise CommandError(f"several accounts have a knowledge base {slug!r}; add --account")
-        return found[0]
+    @staticmethod
+    def _knowledge_base(slug: str, account: str | None) -> KnowledgeBase:
+        try:
+            return knowledge_base_by_slug(slug=slug, account_slug=account)
+        except KnowledgeBaseNotFound as exc:
+            raise CommandError(str(exc)) from exc
 
     def _upload(self, knowledge_base: KnowledgeBase, files: list[tuple[Path, str]]) -> Summary:
         summary = Summary()
