@@ -390,6 +390,83 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# --- LLM gateway ---------------------------------------------------------------
+
+
+def _route(name: str, chain: str, max_tokens: int, temperature: float) -> dict[str, Any]:
+    upper = name.upper()
+    return {
+        "chain": env_str(
+            f"CAIRN_ROUTE_{upper}",
+            chain,
+            help=f"The {name} route: comma-separated provider:model entries tried in order.",
+        ),
+        "max_tokens": env_int(
+            f"CAIRN_ROUTE_{upper}_MAX_TOKENS", max_tokens, help=f"Answer length cap, {name} route."
+        ),
+        "temperature": env_float(
+            f"CAIRN_ROUTE_{upper}_TEMPERATURE", temperature, help=f"Temperature, {name} route."
+        ),
+    }
+
+
+CAIRN_ROUTES = {
+    "simple": _route("simple", "local:extractive", 600, 0.1),
+    "complex": _route("complex", "local:extractive", 1200, 0.2),
+}
+CAIRN_COMPLEX_MIN_WORDS = env_int(
+    "CAIRN_COMPLEX_MIN_WORDS", 40, help="Questions longer than this go to the complex route."
+)
+ANTHROPIC_API_KEY = env_secret("ANTHROPIC_API_KEY", "", help="Anthropic API key.")
+CAIRN_ANTHROPIC_BASE_URL = env_str(
+    "CAIRN_ANTHROPIC_BASE_URL", "", help="Base URL of the Anthropic API (unset: Anthropic's)."
+)
+CAIRN_LLM_REQUEST_TIMEOUT = env_float(
+    "CAIRN_LLM_REQUEST_TIMEOUT", 30.0, help="Seconds for a whole answer, all attempts included."
+)
+CAIRN_LLM_CALL_TIMEOUT = env_float(
+    "CAIRN_LLM_CALL_TIMEOUT", 10.0, help="Seconds for one call to the first provider of a chain."
+)
+CAIRN_LLM_FALLBACK_CALL_TIMEOUT = env_float(
+    "CAIRN_LLM_FALLBACK_CALL_TIMEOUT", 5.0, help="Seconds for one call to a fallback provider."
+)
+CAIRN_LLM_FIRST_TOKEN_TIMEOUT = env_float(
+    "CAIRN_LLM_FIRST_TOKEN_TIMEOUT", 8.0, help="Seconds to wait for a call's first token."
+)
+CAIRN_LLM_CONNECT_TIMEOUT = env_float(
+    "CAIRN_LLM_CONNECT_TIMEOUT", 3.0, help="Seconds to connect to a provider."
+)
+CAIRN_LLM_RETRIES = env_int(
+    "CAIRN_LLM_RETRIES", 2, help="Retries per chain entry for retryable failures (429, 5xx…)."
+)
+CAIRN_LLM_BACKOFF_BASE = env_float(
+    "CAIRN_LLM_BACKOFF_BASE", 0.5, help="Backoff base in seconds (doubles per retry, full jitter)."
+)
+CAIRN_LLM_BACKOFF_CAP = env_float(
+    "CAIRN_LLM_BACKOFF_CAP", 8.0, help="Longest wait between retries (also caps Retry-After)."
+)
+CAIRN_BREAKER_THRESHOLD = env_int(
+    "CAIRN_BREAKER_THRESHOLD", 5, help="Consecutive failures that open a provider's breaker."
+)
+CAIRN_BREAKER_COOLDOWN = env_float(
+    "CAIRN_BREAKER_COOLDOWN", 30.0, help="Seconds a breaker stays open before one probe call."
+)
+CAIRN_LLM_PRICES = env_str(
+    "CAIRN_LLM_PRICES",
+    "",
+    help='Price table, JSON: {"provider:model": {"input": 3.0, "output": 15.0, '
+    '"cache_read": 0.3, "cache_write": 3.75}} in dollars per million tokens.',
+)
+CAIRN_LLM_FALLBACK_MESSAGE = env_str(
+    "CAIRN_LLM_FALLBACK_MESSAGE",
+    "Sorry, no answer can be generated right now: every language model is unavailable. "
+    "Please try again in a few minutes.",
+    help="What users see when every provider of a route failed.",
+)
+CAIRN_IDEMPOTENCY_TTL = env_int(
+    "CAIRN_IDEMPOTENCY_TTL", 86400, help="Seconds a completed answer is replayed for its key."
+)
+
 # --- Auth, i18n, security ----------------------------------------------------
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -1,0 +1,307 @@
+"""The gateway: one streaming call through a route's chain, reliably.
+
+For each chain entry in order: skip it if its circuit breaker is open; call it
+with timeouts (the first entry gets CAIRN_LLM_CALL_TIMEOUT, fallbacks the
+shorter CAIRN_LLM_FALLBACK_CALL_TIMEOUT, all within the request's
+CAIRN_LLM_REQUEST_TIMEOUT); retry retryable failures with backoff and full
+jitter (honouring Retry-After) up to CAIRN_LLM_RETRIES times; then fall back to
+the next entry. So at most (retries + 1) x (chain length) calls are made.
+
+Streaming-safe: nothing is passed on until a call produces its first token, so
+a failure before that falls back invisibly. Once text has been sent, a failure
+ends the stream with an Error event instead: falling back then would repeat or
+contradict what the reader already saw. When every entry fails, the caller gets
+the static fallback message. Every call, retry and replay goes to the ledger.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Generator, Iterator, Mapping
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.core.cache import cache
+
+from chat.llm.backoff import retry_delay
+from chat.llm.breaker import CircuitBreaker
+from chat.llm.errors import ProviderError
+from chat.llm.events import (
+    CompletionRequest,
+    End,
+    Error,
+    Event,
+    Start,
+    TextDelta,
+    Usage,
+)
+from chat.llm.ledger import CallContext, llm_call_record
+from chat.llm.providers.base import CallTimeouts, Provider
+from chat.llm.routing import Route
+from kb.embeddings.tokens import count_tokens
+
+logger = logging.getLogger(__name__)
+
+STATIC_PROVIDER = "static"
+INTERRUPTED_MESSAGE = (
+    "The answer was interrupted: the language model stopped responding. "
+    "The text above may be incomplete."
+)
+# Failures that say nothing about the provider's health do not move its breaker.
+_NOT_THE_PROVIDERS_FAULT = {"bad_request", "auth_error", "http_404", "http_413", "http_422"}
+
+
+@dataclass(frozen=True)
+class GatewayRequest:
+    completion: CompletionRequest
+    route: Route
+    account_id: int | None = None
+    user_id: int | None = None
+    feature: str = "answer"
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    idempotency_key: str = ""
+
+
+@dataclass
+class GatewayResult:
+    """Filled in while the stream is consumed; complete once it ends."""
+
+    text: str = ""
+    provider: str = ""
+    model: str = ""
+    usage: Usage | None = None
+    fallback_used: bool = False
+    replayed: bool = False
+    failed: bool = False
+    attempts: int = 0
+
+
+class LlmGateway:
+    def __init__(
+        self,
+        *,
+        providers: Mapping[str, Provider],
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.providers = providers
+        self._sleep = sleep
+        self._clock = clock
+
+    def breaker(self, key: str) -> CircuitBreaker:
+        return CircuitBreaker(
+            key,
+            threshold=settings.CAIRN_BREAKER_THRESHOLD,
+            cooldown_seconds=settings.CAIRN_BREAKER_COOLDOWN,
+        )
+
+    def stream(
+        self, request: GatewayRequest, result: GatewayResult | None = None
+    ) -> Iterator[Event]:
+        """Events for the caller; ``result`` (if given) is filled in as they go."""
+        result = result if result is not None else GatewayResult()
+        context = CallContext(
+            request_id=request.request_id,
+            account_id=request.account_id,
+            user_id=request.user_id,
+            route=request.route.name,
+            feature=request.feature,
+            idempotency_key=request.idempotency_key,
+        )
+        replay = self._replay(request)
+        if replay is not None:
+            yield from self._replayed(replay, context, result)
+            return
+        deadline = self._clock() + settings.CAIRN_LLM_REQUEST_TIMEOUT
+        for index, entry in enumerate(request.route.chain):
+            provider = self.providers.get(entry.provider)
+            if provider is None:
+                logger.warning(
+                    "route %s: no provider %r configured", request.route.name, entry.provider
+                )
+                continue
+            outcome = yield from self._try_entry(
+                request, provider, entry.provider, entry.model, index, deadline, context, result
+            )
+            if outcome in ("done", "interrupted"):
+                return
+            if self._clock() >= deadline:
+                break
+        yield from self._static_fallback(context, result)
+
+    def _try_entry(  # noqa: C901 — one loop, every branch a documented rule
+        self,
+        request: GatewayRequest,
+        provider: Provider,
+        provider_name: str,
+        model: str,
+        index: int,
+        deadline: float,
+        context: CallContext,
+        result: GatewayResult,
+    ) -> Generator[Event, None, str]:
+        """Yield this entry's events; return "done", "interrupted", "failed", "skipped"
+        or "exhausted" (the request's time is up)."""
+        breaker = self.breaker(f"{provider_name}:{model}")
+        call_timeout = (
+            settings.CAIRN_LLM_CALL_TIMEOUT
+            if index == 0
+            else settings.CAIRN_LLM_FALLBACK_CALL_TIMEOUT
+        )
+        for attempt in range(1, settings.CAIRN_LLM_RETRIES + 2):
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                return "exhausted"
+            if not breaker.allow():
+                llm_call_record(
+                    context=context, provider=provider_name, model=model, attempt=attempt,
+                    status="skipped", error_class="circuit_open", fallback_used=index > 0,
+                )  # fmt: skip
+                return "skipped"
+            timeouts = CallTimeouts(
+                connect=min(settings.CAIRN_LLM_CONNECT_TIMEOUT, remaining),
+                first_token=min(settings.CAIRN_LLM_FIRST_TOKEN_TIMEOUT, call_timeout, remaining),
+                total=min(call_timeout, remaining),
+            )
+            result.attempts += 1
+            started = self._clock()
+            first_token_at: float | None = None
+            pending_start: Start | None = None
+            parts: list[str] = []
+            usage: Usage | None = None
+            finish = End()
+            try:
+                for event in provider.stream(request.completion, model=model, timeouts=timeouts):
+                    if isinstance(event, Start):
+                        pending_start = event
+                    elif isinstance(event, TextDelta):
+                        if first_token_at is None:
+                            first_token_at = self._clock()
+                            result.provider, result.model = provider_name, model
+                            result.fallback_used = index > 0
+                            yield pending_start or Start(provider_name, model)
+                        parts.append(event.text)
+                        result.text += event.text
+                        yield event
+                    elif isinstance(event, Usage):
+                        usage = event
+                    elif isinstance(event, End):
+                        finish = event
+            except ProviderError as exc:
+                elapsed = (self._clock() - started) * 1000
+                if exc.error_class not in _NOT_THE_PROVIDERS_FAULT:
+                    breaker.record_failure()
+                interrupted = first_token_at is not None
+                llm_call_record(
+                    context=context, provider=provider_name, model=model, attempt=attempt,
+                    status="interrupted" if interrupted else "error", error_class=exc.error_class,
+                    usage=usage or (self._estimate(request.completion, "".join(parts))
+                                    if interrupted else None),
+                    latency_ms=elapsed,
+                    ttft_ms=None if first_token_at is None else (first_token_at - started) * 1000,
+                    fallback_used=index > 0,
+                )  # fmt: skip
+                logger.warning(
+                    "%s:%s attempt %s failed: %s (%s)", provider_name, model, attempt,
+                    exc.error_class, exc,
+                )  # fmt: skip
+                if interrupted:
+                    result.failed = True
+                    yield Error(INTERRUPTED_MESSAGE, exc.error_class, retryable=False)
+                    return "interrupted"
+                if not exc.retryable or attempt > settings.CAIRN_LLM_RETRIES:
+                    return "failed"
+                delay = retry_delay(
+                    attempt, base=settings.CAIRN_LLM_BACKOFF_BASE,
+                    cap=settings.CAIRN_LLM_BACKOFF_CAP, retry_after=exc.retry_after,
+                )  # fmt: skip
+                if self._clock() + delay >= deadline:
+                    return "exhausted"
+                self._sleep(delay)
+                continue
+            except GeneratorExit:
+                llm_call_record(
+                    context=context, provider=provider_name, model=model, attempt=attempt,
+                    status="cancelled", usage=self._estimate(request.completion, "".join(parts)),
+                    latency_ms=(self._clock() - started) * 1000, fallback_used=index > 0,
+                )  # fmt: skip
+                raise
+            breaker.record_success()
+            text = "".join(parts)
+            if first_token_at is None:  # an empty answer still tells the caller who answered
+                first_token_at = self._clock()
+                result.provider, result.model = provider_name, model
+                result.fallback_used = index > 0
+                yield pending_start or Start(provider_name, model)
+            usage = usage or self._estimate(request.completion, text)
+            result.usage = usage
+            llm_call_record(
+                context=context, provider=provider_name, model=model, attempt=attempt,
+                status="ok", usage=usage, latency_ms=(self._clock() - started) * 1000,
+                ttft_ms=(first_token_at - started) * 1000, fallback_used=index > 0,
+            )  # fmt: skip
+            self._remember(request, result)
+            yield usage
+            yield finish
+            return "done"
+        return "failed"
+
+    # --- the rest: estimates, the static message, idempotent replays --------------
+
+    @staticmethod
+    def _estimate(completion: CompletionRequest, text: str) -> Usage:
+        prompt = completion.system + "".join(m.content for m in completion.messages)
+        return Usage(count_tokens(prompt), count_tokens(text), estimated=True)
+
+    def _static_fallback(self, context: CallContext, result: GatewayResult) -> Iterator[Event]:
+        message = settings.CAIRN_LLM_FALLBACK_MESSAGE
+        result.text, result.provider, result.model = message, STATIC_PROVIDER, "fallback"
+        result.failed = result.fallback_used = True
+        llm_call_record(
+            context=context, provider=STATIC_PROVIDER, model="fallback", attempt=1,
+            status="error", error_class="all_providers_failed", fallback_used=True,
+        )  # fmt: skip
+        yield Start(STATIC_PROVIDER, "fallback")
+        yield TextDelta(message)
+        yield End("error")
+
+    @staticmethod
+    def _idempotency_cache_key(request: GatewayRequest) -> str | None:
+        if not request.idempotency_key:
+            return None
+        return f"cairn:idempotency:{request.account_id}:{request.idempotency_key}"
+
+    def _replay(self, request: GatewayRequest) -> dict[str, str] | None:
+        key = self._idempotency_cache_key(request)
+        return cache.get(key) if key else None
+
+    def _remember(self, request: GatewayRequest, result: GatewayResult) -> None:
+        key = self._idempotency_cache_key(request)
+        if key:
+            cache.set(
+                key,
+                {"text": result.text, "provider": result.provider, "model": result.model},
+                timeout=settings.CAIRN_IDEMPOTENCY_TTL,
+            )
+
+    def _replayed(
+        self, replay: dict[str, str], context: CallContext, result: GatewayResult
+    ) -> Iterator[Event]:
+        """A client retry with the same idempotency key: the same answer, not charged again."""
+        result.text, result.provider, result.model = (
+            replay["text"],
+            replay["provider"],
+            replay["model"],
+        )
+        result.replayed = True
+        result.usage = Usage(0, 0)
+        llm_call_record(
+            context=context, provider=replay["provider"], model=replay["model"], attempt=1,
+            status="ok", cache_hit=True,
+        )  # fmt: skip
+        yield Start(replay["provider"], replay["model"])
+        yield TextDelta(replay["text"])
+        yield result.usage
+        yield End()

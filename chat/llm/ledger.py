@@ -1,0 +1,75 @@
+"""Writing the usage ledger: one row per call, priced from the price table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import lru_cache
+
+from django.conf import settings
+
+from chat.llm.events import Usage
+from chat.llm.pricing import FREE, Price, call_cost, parse_price_table
+from chat.models import LlmCall
+
+
+@lru_cache(maxsize=4)
+def _prices(raw: str) -> dict[str, Price]:
+    return parse_price_table(raw)
+
+
+def price_for(provider: str, model: str) -> Price:
+    return _prices(settings.CAIRN_LLM_PRICES).get(f"{provider}:{model}", FREE)
+
+
+@dataclass(frozen=True)
+class CallContext:
+    request_id: str
+    account_id: int | None
+    user_id: int | None
+    route: str
+    feature: str
+    idempotency_key: str = ""
+
+
+def llm_call_record(
+    *,
+    context: CallContext,
+    provider: str,
+    model: str,
+    attempt: int,
+    status: str,
+    usage: Usage | None = None,
+    latency_ms: float = 0.0,
+    ttft_ms: float | None = None,
+    error_class: str = "",
+    cache_hit: bool = False,
+    fallback_used: bool = False,
+) -> LlmCall:
+    """Record one call. Cache hits and replays cost nothing; failed calls cost what the
+    provider reported for them (usually nothing)."""
+    usage = usage or Usage(0, 0)
+    cost = Decimal(0) if cache_hit else call_cost(usage, price_for(provider, model))
+    return LlmCall.objects.create(
+        request_id=context.request_id,
+        idempotency_key=context.idempotency_key,
+        account_id=context.account_id,
+        user_id=context.user_id,
+        route=context.route,
+        feature=context.feature,
+        provider=provider,
+        model=model,
+        attempt=attempt,
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cache_read_tokens=usage.cache_read_tokens,
+        cache_write_tokens=usage.cache_write_tokens,
+        tokens_estimated=usage.estimated,
+        cost=cost,
+        latency_ms=round(latency_ms),
+        time_to_first_token_ms=None if ttft_ms is None else round(ttft_ms),
+        status=status,
+        error_class=error_class,
+        cache_hit=cache_hit,
+        fallback_used=fallback_used,
+    )

@@ -1,0 +1,73 @@
+"""Routes and the cheap classifier that picks one for a question.
+
+A route is an ordered chain of ``provider:model`` entries with its own
+``max_tokens`` and temperature. Routes come from the environment
+(CAIRN_ROUTE_<NAME>) and can be overridden per row in the admin (LlmRoute).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from django.conf import settings
+
+SIMPLE, COMPLEX = "simple", "complex"
+_COMPLEX_CUES = re.compile(
+    r"\b(why|compare|comparison|difference|differences|versus|vs|explain|step[- ]by[- ]step|"
+    r"how do i .* and|pros and cons|trade-?offs?|walk me through|troubleshoot)\b",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class ChainEntry:
+    provider: str
+    model: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.provider}:{self.model}"
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    chain: tuple[ChainEntry, ...]
+    max_tokens: int
+    temperature: float
+
+
+def parse_chain(raw: str) -> tuple[ChainEntry, ...]:
+    entries = []
+    for item in raw.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        provider, _, model = item.partition(":")
+        if not provider or not model:
+            raise ValueError(f"chain entry {item!r} is not provider:model")
+        entries.append(ChainEntry(provider.strip(), model.strip()))
+    return tuple(entries)
+
+
+def route_named(name: str) -> Route:
+    """The route ``name``: the admin's row if there is one, else the environment's."""
+    from chat.models import LlmRoute
+
+    row = LlmRoute.objects.filter(name=name).first()
+    if row is not None:
+        return Route(name, parse_chain(row.chain), row.max_tokens, row.temperature)
+    configured = settings.CAIRN_ROUTES.get(name)
+    if configured is None:
+        raise KeyError(f"no route named {name!r}")
+    return Route(name, parse_chain(configured["chain"]), configured["max_tokens"],
+                 configured["temperature"])  # fmt: skip
+
+
+def classify_question(question: str) -> str:
+    """simple or complex, by rules: length, several questions, reasoning cues."""
+    words = len(question.split())
+    if words > settings.CAIRN_COMPLEX_MIN_WORDS or question.count("?") > 1:
+        return COMPLEX
+    return COMPLEX if _COMPLEX_CUES.search(question) else SIMPLE
