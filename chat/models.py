@@ -6,8 +6,9 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
+from pgvector.django import VectorField
 
-from kb.models import Account
+from kb.models import EMBEDDING_DIMENSION, Account
 
 
 class LlmCall(models.Model):
@@ -75,3 +76,32 @@ class LlmRoute(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class SemanticCacheEntry(models.Model):
+    """An answer that a near-identical question (cosine >= threshold) may reuse.
+
+    ``scope_key`` names the knowledge bases *and their content versions*: when
+    a knowledge base changes, its old entries simply stop matching.
+    """
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    scope_key = models.CharField(max_length=300)
+    route = models.CharField(max_length=50)
+    embedding_model = models.CharField(max_length=200)
+    question = models.TextField()
+    embedding = VectorField(dimensions=EMBEDDING_DIMENSION)
+    answer = models.TextField()
+    provider = models.CharField(max_length=50)
+    model = models.CharField(max_length=200)
+    hits = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["account", "scope_key", "route"], name="chat_semcache_scope")
+        ]
+
+    def __str__(self) -> str:
+        return self.question[:80]

@@ -463,6 +463,14 @@ CAIRN_LLM_FALLBACK_MESSAGE = env_str(
     "Please try again in a few minutes.",
     help="What users see when every provider of a route failed.",
 )
+CAIRN_ANSWER_CACHE_TTL = env_int(
+    "CAIRN_ANSWER_CACHE_TTL", 3600, help="Seconds an answer stays in the exact and semantic caches."
+)
+CAIRN_SEMANTIC_CACHE_THRESHOLD = env_float(
+    "CAIRN_SEMANTIC_CACHE_THRESHOLD",
+    0.95,
+    help="Cosine similarity from which another question's cached answer is reused.",
+)
 CAIRN_IDEMPOTENCY_TTL = env_int(
     "CAIRN_IDEMPOTENCY_TTL", 86400, help="Seconds a completed answer is replayed for its key."
 )

@@ -25,6 +25,12 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.core.cache import cache
 
+from chat.llm.answer_cache import (
+    CachedAnswer,
+    CacheScope,
+    answer_cache_lookup,
+    answer_cache_store,
+)
 from chat.llm.backoff import retry_delay
 from chat.llm.breaker import CircuitBreaker
 from chat.llm.errors import ProviderError
@@ -62,6 +68,9 @@ class GatewayRequest:
     feature: str = "answer"
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     idempotency_key: str = ""
+    # With a scope and the bare question, answers are served from and kept in the caches.
+    cache_scope: CacheScope | None = None
+    question: str = ""
 
 
 @dataclass
@@ -74,6 +83,7 @@ class GatewayResult:
     usage: Usage | None = None
     fallback_used: bool = False
     replayed: bool = False
+    cached: str = ""  # "exact" or "semantic" when served from the answer cache
     failed: bool = False
     attempts: int = 0
 
@@ -114,6 +124,14 @@ class LlmGateway:
         if replay is not None:
             yield from self._replayed(replay, context, result)
             return
+        if request.cache_scope is not None and request.question:
+            hit = answer_cache_lookup(
+                scope=request.cache_scope, route=request.route.name,
+                question=request.question, request=request.completion,
+            )  # fmt: skip
+            if hit is not None:
+                yield from self._from_cache(hit, context, result)
+                return
         deadline = self._clock() + settings.CAIRN_LLM_REQUEST_TIMEOUT
         for index, entry in enumerate(request.route.chain):
             provider = self.providers.get(entry.provider)
@@ -243,6 +261,12 @@ class LlmGateway:
                 ttft_ms=(first_token_at - started) * 1000, fallback_used=index > 0,
             )  # fmt: skip
             self._remember(request, result)
+            if request.cache_scope is not None and request.question:
+                answer_cache_store(
+                    scope=request.cache_scope, route=request.route.name,
+                    question=request.question, request=request.completion,
+                    text=result.text, provider=provider_name, model=model,
+                )  # fmt: skip
             yield usage
             yield finish
             return "done"
@@ -285,6 +309,22 @@ class LlmGateway:
                 {"text": result.text, "provider": result.provider, "model": result.model},
                 timeout=settings.CAIRN_IDEMPOTENCY_TTL,
             )
+
+    def _from_cache(
+        self, hit: CachedAnswer, context: CallContext, result: GatewayResult
+    ) -> Iterator[Event]:
+        """An answer from the exact or semantic cache: recorded, at zero cost."""
+        result.text, result.provider, result.model = hit.text, hit.provider, hit.model
+        result.cached = hit.kind
+        result.usage = Usage(0, 0)
+        llm_call_record(
+            context=context, provider=hit.provider, model=hit.model, attempt=1,
+            status="ok", cache_hit=True,
+        )  # fmt: skip
+        yield Start(hit.provider, hit.model)
+        yield TextDelta(hit.text)
+        yield result.usage
+        yield End()
 
     def _replayed(
         self, replay: dict[str, str], context: CallContext, result: GatewayResult
