@@ -17,7 +17,7 @@ from chat.llm.routing import (
     parse_chain,
     route_named,
 )
-from chat.models import LlmRoute
+from chat.models import LlmCall, LlmRoute
 
 TABLE = parse_price_table(
     json.dumps(
@@ -86,3 +86,33 @@ def test_an_admin_route_overrides_the_environment(settings) -> None:
 )
 def test_the_classifier_sends_reasoning_and_long_questions_to_complex(question, expected) -> None:
     assert classify_question(question) == expected
+
+
+@pytest.mark.django_db
+def test_the_ledger_is_visible_per_account_in_the_admin(client) -> None:
+    from django.urls import reverse
+
+    from tests.factories import make_account, make_user
+
+    mine, theirs = make_account("Mine"), make_account("Theirs")
+    for account, model in ((mine, "my-model"), (theirs, "their-model")):
+        LlmCall.objects.create(request_id="r", account=account, feature="answer",
+                               provider="openai", model=model, status="ok")  # fmt: skip
+    client.force_login(make_user(account=mine, role="staff"))
+
+    page = client.get(reverse("admin:chat_llmcall_changelist")).content.decode()
+
+    assert "my-model" in page and "their-model" not in page
+
+
+@pytest.mark.django_db
+def test_a_route_with_a_malformed_chain_is_refused_in_the_admin(admin_client) -> None:
+    from django.urls import reverse
+
+    response = admin_client.post(
+        reverse("admin:chat_llmroute_add"),
+        {"name": "simple", "chain": "gpt-4o", "max_tokens": 300, "temperature": 0.1},
+    )
+
+    assert "is not provider:model" in response.content.decode()
+    assert not LlmRoute.objects.exists()
