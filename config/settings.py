@@ -418,6 +418,15 @@ CAIRN_COMPLEX_MIN_WORDS = env_int(
     "CAIRN_COMPLEX_MIN_WORDS", 40, help="Questions longer than this go to the complex route."
 )
 ANTHROPIC_API_KEY = env_secret("ANTHROPIC_API_KEY", "", help="Anthropic API key.")
+CAIRN_OPENAI_COMPATIBLE_BASE_URL = env_str(
+    "CAIRN_OPENAI_COMPATIBLE_BASE_URL",
+    "",
+    help="Base URL of an OpenAI-compatible chat server (Ollama, vLLM, llama.cpp), e.g. "
+    "http://localhost:11434/v1: the provider named openai_compatible in routes.",
+)
+CAIRN_OPENAI_COMPATIBLE_API_KEY = env_secret(
+    "CAIRN_OPENAI_COMPATIBLE_API_KEY", "", help="API key of that server, if it wants one."
+)
 CAIRN_ANTHROPIC_BASE_URL = env_str(
     "CAIRN_ANTHROPIC_BASE_URL", "", help="Base URL of the Anthropic API (unset: Anthropic's)."
 )
