@@ -7,6 +7,7 @@ from decimal import Decimal
 from functools import lru_cache
 
 from django.conf import settings
+from django.db import connection, transaction
 
 from chat.llm.events import Usage
 from chat.llm.pricing import FREE, Price, call_cost, parse_price_table
@@ -50,6 +51,31 @@ def llm_call_record(
     provider reported for them (usually nothing)."""
     usage = usage or Usage(0, 0)
     cost = Decimal(0) if cache_hit else call_cost(usage, price_for(provider, model))
+    with transaction.atomic(), connection.cursor() as cursor:
+        # A ledger row must not cost the answer an fsync: this commit returns before
+        # the WAL reaches disk. A crash can lose the last few milliseconds of rows,
+        # never corrupt them; budgets (which must be exact) use their own writes.
+        cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        return _insert(
+            context, provider, model, attempt, status, usage, cost, latency_ms, ttft_ms,
+            error_class, cache_hit, fallback_used,
+        )  # fmt: skip
+
+
+def _insert(
+    context: CallContext,
+    provider: str,
+    model: str,
+    attempt: int,
+    status: str,
+    usage: Usage,
+    cost: Decimal,
+    latency_ms: float,
+    ttft_ms: float | None,
+    error_class: str,
+    cache_hit: bool,
+    fallback_used: bool,
+) -> LlmCall:
     return LlmCall.objects.create(
         request_id=context.request_id,
         idempotency_key=context.idempotency_key,

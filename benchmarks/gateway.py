@@ -1,0 +1,179 @@
+"""What the gateway adds: latency over a direct SDK call, and cache-hit latency.
+
+Targets (issue 5), in one process on the 2-core machine: gateway overhead <= 5 ms p50
+on time to first token; exact-cache hit <= 5 ms p95; semantic-cache hit <= 20 ms p95
+with the question's embedding included.
+
+Both paths talk to the same fake OpenAI server on loopback (tests/support/fake_llm.py,
+real wire protocol, streamed in chunks); the gateway path includes its breaker check
+and the ledger row it writes for every call. Prints a table and one JSON line.
+
+    .venv/bin/python benchmarks/gateway.py [--calls 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+HOME = REPO_ROOT / "benchmarks" / ".cache" / "gateway-home"
+FILLERS = [
+    "", "So, ", "Well, ", "Hi, ", "Quick question: ", "Hello, ", "Hey, ", "OK, ", "Please, ",
+    "Sorry, ", "Hi there, ", "Good morning, ", "Question: ", "Thanks, ", "Right, ", "Now, ",
+]  # fmt: skip
+ENDINGS = ["?", "??", " ?", "? Thanks", "? Thank you", "?!", "? please", "... ?"]
+
+
+def percentiles(values: list[float]) -> tuple[float, float]:
+    return float(np.percentile(values, 50)), float(np.percentile(values, 95))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--calls", type=int, default=200)
+    args = parser.parse_args()
+    HOME.mkdir(parents=True, exist_ok=True)
+    os.environ.update({"CAIRN_HOME": str(HOME), "DJANGO_SETTINGS_MODULE": "config.settings",
+                       "CAIRN_LOG_LEVEL": "WARNING"})  # fmt: skip
+    for name in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"):
+        os.environ.pop(name, None)
+    sys.path.insert(0, str(REPO_ROOT))
+    from config.bootstrap import ensure_embedded_database
+
+    ensure_embedded_database(stop_at_exit=True)
+    import django
+
+    django.setup()
+    import openai
+    from django.core.cache import cache
+    from django.core.management import call_command
+
+    from chat.llm.answer_cache import CacheScope
+    from chat.llm.events import CompletionRequest, Message, TextDelta
+    from chat.llm.gateway import GatewayRequest, GatewayResult, LlmGateway
+    from chat.llm.providers.openai_chat import OpenAIChatProvider
+    from chat.llm.routing import ChainEntry, Route
+    from kb.embeddings.local import MINILM_MODEL_ID
+    from kb.selectors.search import query_embedding
+    from kb.services.accounts import account_ensure
+    from tests.support.fake_llm import Reply, running_fake_llm
+
+    call_command("migrate", verbosity=0)
+    account = account_ensure(slug="bench", name="Benchmark")
+    route = Route("simple", (ChainEntry("openai", "gpt-bench"),), max_tokens=200, temperature=0.1)
+    system = "Answer from the passages.\n[1] Refunds are paid within 14 days of the request."
+
+    with running_fake_llm() as server:
+        server.default = Reply(text="Refunds are paid within 14 days of the request.", chunks=8)
+        client = openai.OpenAI(api_key="sk", base_url=server.openai_base_url, max_retries=0)
+        gateway = LlmGateway(
+            providers={"openai": OpenAIChatProvider("sk", base_url=server.openai_base_url)}
+        )
+
+        def direct() -> tuple[float, float]:
+            started = time.perf_counter()
+            first = None
+            stream = client.chat.completions.create(
+                model="gpt-bench", stream=True, stream_options={"include_usage": True},
+                messages=[{"role": "system", "content": system},
+                          {"role": "user", "content": "How long do refunds take?"}],
+            )  # fmt: skip
+            for chunk in stream:
+                if first is None and chunk.choices and chunk.choices[0].delta.content:
+                    first = time.perf_counter()
+            end = time.perf_counter()
+            return ((first or end) - started) * 1000, (end - started) * 1000
+
+        def through_gateway(
+            question: str, scope: CacheScope | None = None
+        ) -> tuple[float, float, str]:
+            completion = CompletionRequest(system=system, messages=(Message("user", question),))
+            request = GatewayRequest(completion, route, account_id=account.pk,
+                                     cache_scope=scope, question=question)  # fmt: skip
+            result = GatewayResult()
+            started = time.perf_counter()
+            first = None
+            for event in gateway.stream(request, result):
+                if first is None and isinstance(event, TextDelta):
+                    first = time.perf_counter()
+            end = time.perf_counter()
+            return ((first or end) - started) * 1000, (end - started) * 1000, result.cached
+
+        for _ in range(20):  # warm connections, code paths, the ledger table
+            direct()
+            through_gateway("How long do refunds take?")
+        direct_runs, gateway_runs = [], []
+        for _ in range(args.calls):  # interleaved, so drift hits both alike
+            direct_runs.append(direct())
+            gateway_runs.append(through_gateway("How long do refunds take?")[:2])
+
+        # Caches: one answer stored, then hits.
+        cache.clear()
+        scope = CacheScope(account.pk, ((1, 1),), MINILM_MODEL_ID)
+        base_question = "How long do refunds take?"
+        through_gateway(base_question, scope)
+        exact = []
+        for _ in range(args.calls):
+            _, total, kind = through_gateway(base_question, scope)
+            if kind != "exact":
+                raise SystemExit(f"expected an exact-cache hit, got {kind!r}")
+            exact.append(total)
+        # Semantic: new wordings each time (their embeddings are computed inside the clock).
+        base = np.array(query_embedding(MINILM_MODEL_ID, base_question))
+        stem = base_question[:-1]
+        variants = [
+            f"{f}{stem[0].lower() + stem[1:] if f else stem}{e}" for f in FILLERS for e in ENDINGS
+        ]
+        semantic, misses = [], 0
+        for question in variants:
+            _, total, kind = through_gateway(question, scope)
+            if kind == "semantic":
+                semantic.append(total)
+            else:
+                misses += 1
+        similarities = [
+            float(base @ np.array(query_embedding(MINILM_MODEL_ID, q))) for q in variants
+        ]
+
+    d_ttft, d_total = zip(*direct_runs, strict=True)
+    g_ttft, g_total = zip(*gateway_runs, strict=True)
+    (dt50, dt95), (gt50, gt95) = percentiles(list(d_ttft)), percentiles(list(g_ttft))
+    (dT50, dT95), (gT50, gT95) = percentiles(list(d_total)), percentiles(list(g_total))
+    e50, e95 = percentiles(exact)
+    s50, s95 = percentiles(semantic) if semantic else (float("nan"), float("nan"))
+    rows = [
+        ("calls", f"{args.calls} each, interleaved; reply of 8 streamed chunks"),
+        ("direct SDK  TTFT p50/p95", f"{dt50:.2f} / {dt95:.2f} ms"),
+        ("gateway     TTFT p50/p95", f"{gt50:.2f} / {gt95:.2f} ms"),
+        ("overhead    TTFT p50/p95", f"{gt50 - dt50:.2f} / {gt95 - dt95:.2f} ms (target p50 <= 5)"),
+        ("direct SDK  total p50/p95", f"{dT50:.2f} / {dT95:.2f} ms"),
+        ("gateway     total p50/p95", f"{gT50:.2f} / {gT95:.2f} ms (includes the ledger row)"),
+        ("overhead    total p50/p95", f"{gT50 - dT50:.2f} / {gT95 - dT95:.2f} ms"),
+        ("exact-cache hit p50/p95", f"{e50:.2f} / {e95:.2f} ms (target p95 <= 5)"),
+        ("semantic-cache hit p50/p95", f"{s50:.2f} / {s95:.2f} ms over {len(semantic)} new "
+                                       f"wordings (target p95 <= 20; embedding included)"),
+        ("semantic misses", f"{misses} wordings below the 0.95 threshold (answered afresh)"),
+        ("semantic similarity range", f"{min(similarities):.3f} .. {max(similarities):.3f}"),
+    ]  # fmt: skip
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+    print(json.dumps({
+        "benchmark": "gateway", "calls": args.calls,
+        "ttft_overhead_p50_ms": round(gt50 - dt50, 3),
+        "ttft_overhead_p95_ms": round(gt95 - dt95, 3),
+        "total_overhead_p50_ms": round(gT50 - dT50, 3), "exact_hit_p95_ms": round(e95, 3),
+        "semantic_hit_p95_ms": round(s95, 3), "semantic_hits": len(semantic),
+        "met": {"ttft_overhead": gt50 - dt50 <= 5, "exact": e95 <= 5, "semantic": s95 <= 20},
+    }))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
