@@ -6,3 +6,10 @@ class ChatConfig(AppConfig):
 
     name = "chat"
     verbose_name = "Chat"
+
+    def ready(self) -> None:
+        # kb may not import chat; chat plugs the ledger into kb's embedders instead.
+        from chat.llm.embedding_ledger import record_embedding_call
+        from kb.embeddings.usage import set_usage_recorder
+
+        set_usage_recorder(record_embedding_call)

@@ -35,6 +35,7 @@ from ingest.parsing.base import ParsedDocument, ParseError, ParseLimits
 from ingest.parsing.registry import parse_document
 from kb.embeddings.base import EmbeddingError, Vectors
 from kb.embeddings.registry import get_embedder
+from kb.embeddings.usage import embedding_context
 from kb.models import Chunk, Document, KnowledgeBase
 
 logger = logging.getLogger(__name__)
@@ -82,10 +83,13 @@ def document_ingest(*, document_id: int) -> IngestOutcome:
         _progress(document, total=len(drafts), done=0)
         knowledge_base = KnowledgeBase.objects.get(pk=document.knowledge_base_id)
         inputs = [embedding_input(draft) for draft in drafts]
-        vectors = _embed(document, inputs, knowledge_base.embedding_model, report=True)
-        next_vectors = None
-        if knowledge_base.reembedding_model:
-            next_vectors = _embed(document, inputs, knowledge_base.reembedding_model, report=False)
+        with embedding_context(account_id=document.account_id, feature="ingestion"):
+            vectors = _embed(document, inputs, knowledge_base.embedding_model, report=True)
+            next_vectors = None
+            if knowledge_base.reembedding_model:
+                next_vectors = _embed(
+                    document, inputs, knowledge_base.reembedding_model, report=False
+                )
         return _swap_in(
             claim, parsed, drafts, vectors, next_vectors, knowledge_base.embedding_model
         )

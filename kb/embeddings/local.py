@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from kb.embeddings.base import Vectors, normalise
+from kb.embeddings.tokens import count_tokens_batch
+from kb.embeddings.usage import EmbeddingUsage, report_embedding_usage
 
 MINILM_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 MINILM_DIMENSION = 384
@@ -43,11 +46,21 @@ class MiniLMEmbedder:
 
     def embed(self, texts: Sequence[str]) -> Vectors:
         model = self._load()
+        started = time.perf_counter()
         vectors = model.encode(
             list(texts),
             batch_size=self.batch_size,
             normalize_embeddings=True,
             convert_to_numpy=True,
             show_progress_bar=False,
+        )
+        report_embedding_usage(
+            EmbeddingUsage(
+                model_id=self.model_id,
+                texts=len(texts),
+                input_tokens=sum(count_tokens_batch(list(texts))),  # the model's own tokenizer
+                latency_ms=(time.perf_counter() - started) * 1000,
+                ok=True,
+            )
         )
         return normalise(vectors)

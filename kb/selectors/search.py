@@ -16,6 +16,7 @@ from typing import Literal
 from django.conf import settings
 
 from kb.embeddings.registry import get_embedder
+from kb.embeddings.usage import embedding_context
 from kb.models import Account, Chunk, KnowledgeBase
 from kb.search.fusion import RankedHit, reciprocal_rank_fusion
 from kb.search.keyword import keyword_indexes
@@ -53,6 +54,13 @@ def query_embedding(model_id: str, query: str) -> tuple[float, ...]:
 
 
 def _vector_channel(
+    account: Account, knowledge_bases: Sequence[KnowledgeBase], query: str, depth: int
+) -> list[RankedHit]:
+    with embedding_context(account_id=account.pk, feature="query"):
+        return _vector_hits(account, knowledge_bases, query, depth)
+
+
+def _vector_hits(
     account: Account, knowledge_bases: Sequence[KnowledgeBase], query: str, depth: int
 ) -> list[RankedHit]:
     by_model: dict[str, list[KnowledgeBase]] = {}

@@ -18,6 +18,7 @@ from django.utils import timezone
 from kb.embeddings.base import EmbeddingError
 from kb.embeddings.inputs import chunk_embedding_input
 from kb.embeddings.registry import get_embedder, is_supported_model
+from kb.embeddings.usage import embedding_context
 from kb.models import EMBEDDING_DIMENSION, Chunk, KnowledgeBase
 
 logger = logging.getLogger(__name__)
@@ -77,7 +78,8 @@ def knowledge_base_reembed_step(
     )
     if batch:
         inputs = [chunk_embedding_input(heading_path=h, text=t) for _, h, t in batch]
-        vectors = get_embedder(model_id).embed(inputs)
+        with embedding_context(account_id=knowledge_base.account_id, feature="reembedding"):
+            vectors = get_embedder(model_id).embed(inputs)
         Chunk.objects.bulk_update(
             [Chunk(pk=pk, embedding_next=vectors[i]) for i, (pk, _, _) in enumerate(batch)],
             ["embedding_next"],

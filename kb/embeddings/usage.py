@@ -1,0 +1,62 @@
+"""Reporting embedding usage without kb depending on the ledger's app.
+
+Embedders call ``report_embedding_usage``; the chat app (which owns the usage
+ledger) registers the recorder at start-up. Who is being served — the account
+and the feature — travels in a context variable set by the caller
+(``embedding_context``), so embedders need no new parameters.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class EmbeddingUsage:
+    model_id: str
+    texts: int
+    input_tokens: int
+    latency_ms: float
+    ok: bool
+    error_class: str = ""
+    estimated: bool = False
+
+
+@dataclass(frozen=True)
+class EmbeddingContext:
+    account_id: int | None
+    feature: str  # "ingestion", "query", "reembedding"…
+
+
+class UsageRecorder(Protocol):
+    def __call__(self, usage: EmbeddingUsage, context: EmbeddingContext) -> None: ...
+
+
+_context: contextvars.ContextVar[EmbeddingContext] = contextvars.ContextVar(
+    "embedding_context",
+    default=EmbeddingContext(None, "embedding"),  # noqa: B039 (frozen)
+)
+_recorder: UsageRecorder | None = None
+
+
+def set_usage_recorder(recorder: UsageRecorder | None) -> None:
+    global _recorder
+    _recorder = recorder
+
+
+@contextmanager
+def embedding_context(*, account_id: int | None, feature: str) -> Iterator[None]:
+    token = _context.set(EmbeddingContext(account_id, feature))
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+def report_embedding_usage(usage: EmbeddingUsage) -> None:
+    if _recorder is not None:
+        _recorder(usage, _context.get())
