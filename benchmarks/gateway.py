@@ -60,6 +60,7 @@ def main() -> None:
     from chat.llm.gateway import GatewayRequest, GatewayResult, LlmGateway
     from chat.llm.providers.openai_chat import OpenAIChatProvider
     from chat.llm.routing import ChainEntry, Route
+    from chat.models import SemanticCacheEntry
     from kb.embeddings.local import MINILM_MODEL_ID
     from kb.selectors.search import query_embedding
     from kb.services.accounts import account_ensure
@@ -114,8 +115,9 @@ def main() -> None:
             direct_runs.append(direct())
             gateway_runs.append(through_gateway("How long do refunds take?")[:2])
 
-        # Caches: one answer stored, then hits.
+        # Caches: one answer stored, then hits (rows of earlier runs would be hits too).
         cache.clear()
+        SemanticCacheEntry.objects.filter(account=account).delete()
         scope = CacheScope(account.pk, ((1, 1),), MINILM_MODEL_ID)
         base_question = "How long do refunds take?"
         through_gateway(base_question, scope)

@@ -350,7 +350,7 @@ CAIRN_MAX_DOCUMENT_CHARS = env_int(
 
 CAIRN_HNSW_EF_SEARCH = env_int(
     "CAIRN_HNSW_EF_SEARCH",
-    100,
+    200,
     help="HNSW candidate list size per vector search (recall against speed; pgvector's "
     "hnsw.ef_search).",
 )

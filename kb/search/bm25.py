@@ -194,44 +194,56 @@ class Bm25Index:
 
     # --- queries -----------------------------------------------------------------
 
-    def scores(self, query_terms: Sequence[str]) -> dict[int, float]:
-        """BM25 score of every chunk that contains a query term (others score 0)."""
+    def score_arrays(self, query_terms: Sequence[str]) -> tuple[IntArray, FloatArray]:
+        """(chunk ids, BM25 scores) of every live chunk containing a query term."""
         n = self.corpus_size
         if n == 0:
-            return {}
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
         k1, b = self.params.k1, self.params.b
         avgdl = self.total_length / n
         idf = self.idf()
         term_ids = [self.vocabulary[t] for t in query_terms if t in self.vocabulary]
-        result: dict[int, float] = {}
+        all_ids: list[IntArray] = []
+        all_scores: list[FloatArray] = []
         for segment in self.segments:
-            touched: list[IntArray] = []
-            contributions: list[FloatArray] = []
+            size = len(segment.chunk_ids)
+            totals = np.zeros(size, dtype=np.float64)
+            touched = np.zeros(size, dtype=bool)
             for term_id in term_ids:
                 docs, tf = segment.postings(term_id)
                 if not len(docs):
                     continue
                 norm = k1 * (1 - b + b * segment.doc_len[docs] / avgdl)
-                touched.append(docs)
-                contributions.append(idf[term_id] * (tf * (k1 + 1) / (tf + norm)))
-            if not touched:
-                continue
-            docs = np.concatenate(touched)
-            totals = np.bincount(
-                docs, weights=np.concatenate(contributions), minlength=len(segment.chunk_ids)
-            )
-            unique = np.unique(docs)
-            unique = unique[segment.alive[unique]]
-            ids, values = segment.chunk_ids[unique].tolist(), totals[unique].tolist()
-            result.update(zip(ids, values, strict=True))
-        return result
+                # One term's postings hold each chunk once, so fancy-index addition is exact.
+                totals[docs] += idf[term_id] * (tf * (k1 + 1) / (tf + norm))
+                touched[docs] = True
+            touched &= segment.alive
+            hit = np.flatnonzero(touched)
+            if len(hit):
+                all_ids.append(segment.chunk_ids[hit])
+                all_scores.append(totals[hit])
+        if not all_ids:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
+        return np.concatenate(all_ids), np.concatenate(all_scores)
+
+    def scores(self, query_terms: Sequence[str]) -> dict[int, float]:
+        """BM25 score of every chunk that contains a query term (others score 0)."""
+        ids, values = self.score_arrays(query_terms)
+        return dict(zip(ids.tolist(), values.tolist(), strict=True))
 
     def top(
         self, query_terms: Sequence[str], k: int, allowed: set[int] | None = None
     ) -> list[Bm25Hit]:
         """The ``k`` best chunks (optionally only ids in ``allowed``), best first."""
-        scored = self.scores(query_terms)
-        if allowed is not None:
-            scored = {cid: s for cid, s in scored.items() if cid in allowed}
-        best = sorted(scored.items(), key=lambda item: (-item[1], item[0]))[:k]
-        return [Bm25Hit(chunk_id, score) for chunk_id, score in best]
+        ids, values = self.score_arrays(query_terms)
+        if allowed is not None and len(ids):
+            keep = np.isin(ids, np.fromiter(allowed, dtype=np.int64, count=len(allowed)))
+            ids, values = ids[keep], values[keep]
+        if len(ids) > k:
+            # Partition on (-score, id) ranks without sorting everything.
+            part = np.argpartition(-values, k - 1)[:k]
+            cutoff = values[part].min()
+            candidates = np.flatnonzero(values >= cutoff)  # keep ties at the cutoff
+            ids, values = ids[candidates], values[candidates]
+        order = np.lexsort((ids, -values))[:k]
+        return [Bm25Hit(int(ids[i]), float(values[i])) for i in order]

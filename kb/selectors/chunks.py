@@ -49,6 +49,25 @@ def chunk_vector_search(
         )
 
 
+def chunk_vector_neighbours(
+    *,
+    account: Account,
+    knowledge_bases: Sequence[KnowledgeBase],
+    embedding: Sequence[float],
+    k: int = 10,
+    ef_search: int = DEFAULT_EF_SEARCH,
+) -> list[tuple[int, float]]:
+    """(chunk id, cosine distance) of the ``k`` nearest chunks: the same query as
+    ``chunk_vector_search`` without loading rows (texts and vectors stay in the database)."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(ef_search)])
+        cursor.execute("SELECT set_config('hnsw.iterative_scan', 'strict_order', true)")
+        rows = _vector_queryset(  # type: ignore[misc]
+            account=account, knowledge_bases=knowledge_bases, embedding=embedding
+        ).values_list("pk", "distance")[:k]
+        return [(int(pk), float(distance)) for pk, distance in rows]
+
+
 def chunk_vector_search_plan(
     *,
     account: Account,

@@ -20,7 +20,7 @@ from kb.embeddings.usage import embedding_context
 from kb.models import Account, Chunk, KnowledgeBase
 from kb.search.fusion import RankedHit, reciprocal_rank_fusion
 from kb.search.keyword import keyword_indexes
-from kb.selectors.chunks import chunk_vector_search
+from kb.selectors.chunks import chunk_vector_neighbours
 
 SearchMode = Literal["hybrid", "vector", "keyword"]
 MODES: tuple[SearchMode, ...] = ("hybrid", "vector", "keyword")
@@ -68,14 +68,14 @@ def _vector_hits(
         by_model.setdefault(knowledge_base.embedding_model, []).append(knowledge_base)
     hits: list[RankedHit] = []
     for model_id, group in by_model.items():
-        chunks = chunk_vector_search(
+        neighbours = chunk_vector_neighbours(
             account=account,
             knowledge_bases=group,
             embedding=query_embedding(model_id, query),
             k=depth,
             ef_search=max(settings.CAIRN_HNSW_EF_SEARCH, depth),
         )
-        hits.extend(RankedHit(c.pk, 1.0 - float(c.distance)) for c in chunks)  # type: ignore[attr-defined]
+        hits.extend(RankedHit(pk, 1.0 - distance) for pk, distance in neighbours)
     hits.sort(key=lambda hit: (-hit.score, hit.chunk_id))
     return hits[:depth]
 
