@@ -32,6 +32,7 @@ from chat.llm.events import (
 from chat.llm.providers.base import CallTimeouts
 from chat.llm.providers.openai_chat import (
     Deadlines,
+    SdkProvider,
     http_timeout,
     malformed,
     status_error,
@@ -106,7 +107,7 @@ def _tokens_of(usage: AnthropicUsage) -> _Tokens:
     return tokens
 
 
-class AnthropicProvider:
+class AnthropicProvider(SdkProvider):
     """``AnthropicProvider(api_key, base_url=None)``; ``name`` is ``"anthropic"``.
 
     Usage: ``input_tokens`` counts all prompt tokens (Anthropic's ``input_tokens`` +
@@ -123,23 +124,6 @@ class AnthropicProvider:
     ) -> None:
         self._streaming = streaming
         self._client = anthropic.Anthropic(api_key=api_key, base_url=base_url, max_retries=0)
-
-    def close(self) -> None:
-        """Close the SDK's connection pool."""
-        self._client.close()
-
-    def stream(
-        self, request: CompletionRequest, *, model: str, timeouts: CallTimeouts
-    ) -> Iterator[Event]:
-        deadlines = Deadlines(timeouts, provider=self.name)
-        deadlines.start()
-        try:
-            if self._streaming:
-                yield from self._stream(request, model, timeouts, deadlines)
-            else:
-                yield from self._complete(request, model, timeouts, deadlines)
-        finally:
-            deadlines.stop()
 
     @staticmethod
     def _system(request: CompletionRequest) -> list[TextBlockParam] | anthropic.Omit:

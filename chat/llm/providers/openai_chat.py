@@ -18,7 +18,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from typing import Literal
+from typing import Any, Literal
 
 import httpx2
 import openai
@@ -306,7 +306,46 @@ ERROR_TYPE_STATUSES = {
 }
 
 
-class OpenAIChatProvider:
+class SdkProvider:
+    """What both SDK-backed providers share: deadlines around each call, one client.
+
+    Subclasses set ``name``, ``_client`` and ``_streaming`` and implement
+    ``_stream`` (server-sent events) and ``_complete`` (one JSON answer).
+    """
+
+    name: str
+    _client: Any
+    _streaming: bool
+
+    def close(self) -> None:
+        """Close the SDK's connection pool."""
+        self._client.close()
+
+    def stream(
+        self, request: CompletionRequest, *, model: str, timeouts: CallTimeouts
+    ) -> Iterator[Event]:
+        deadlines = Deadlines(timeouts, provider=self.name)
+        deadlines.start()
+        try:
+            if self._streaming:
+                yield from self._stream(request, model, timeouts, deadlines)
+            else:
+                yield from self._complete(request, model, timeouts, deadlines)
+        finally:
+            deadlines.stop()
+
+    def _stream(
+        self, request: CompletionRequest, model: str, timeouts: CallTimeouts, deadlines: Deadlines
+    ) -> Iterator[Event]:
+        raise NotImplementedError
+
+    def _complete(
+        self, request: CompletionRequest, model: str, timeouts: CallTimeouts, deadlines: Deadlines
+    ) -> Iterator[Event]:
+        raise NotImplementedError
+
+
+class OpenAIChatProvider(SdkProvider):
     """``POST /v1/chat/completions`` through the ``openai`` SDK.
 
     ``name="openai"`` for OpenAI itself; any other name (``"openai_compatible"``) with a
@@ -337,23 +376,6 @@ class OpenAIChatProvider:
         self._client = openai.OpenAI(
             api_key=api_key or "unused", base_url=base_url or None, max_retries=0
         )
-
-    def close(self) -> None:
-        """Close the SDK's connection pool."""
-        self._client.close()
-
-    def stream(
-        self, request: CompletionRequest, *, model: str, timeouts: CallTimeouts
-    ) -> Iterator[Event]:
-        deadlines = Deadlines(timeouts, provider=self.name)
-        deadlines.start()
-        try:
-            if self._streaming:
-                yield from self._stream(request, model, timeouts, deadlines)
-            else:
-                yield from self._complete(request, model, timeouts, deadlines)
-        finally:
-            deadlines.stop()
 
     def _messages(self, request: CompletionRequest) -> list[ChatCompletionMessageParam]:
         messages: list[ChatCompletionMessageParam] = []
