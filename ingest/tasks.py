@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 import logging
-import random
 
 from config.celery_app import app
 from ingest.services.pipeline import TransientIngestError, document_ingest
 from ingest.services.recovery import documents_reap
+from kb.tasks import task_retry_countdown
 
 logger = logging.getLogger(__name__)
-
-RETRY_BASE_SECONDS = 30
-RETRY_CAP_SECONDS = 600
-
-
-def _backoff(retries: int) -> int:
-    """Exponential backoff with full jitter: 0..min(cap, base * 2^retries) seconds."""
-    return random.randint(1, min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2**retries))  # noqa: S311
 
 
 @app.task(
@@ -31,7 +23,7 @@ def document_ingest_task(self, document_id: int) -> str:  # type: ignore[no-unty
     try:
         return document_ingest(document_id=document_id).value
     except TransientIngestError as exc:
-        raise self.retry(countdown=_backoff(self.request.retries), exc=exc) from exc
+        raise self.retry(countdown=task_retry_countdown(self.request.retries), exc=exc) from exc
 
 
 @app.task(name="ingest.tasks.documents_reap_task", ignore_result=True)

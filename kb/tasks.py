@@ -8,6 +8,15 @@ from config.celery_app import app
 from kb.embeddings.base import EmbeddingError
 from kb.services.reembedding import knowledge_base_reembed_step
 
+RETRY_BASE_SECONDS = 30
+RETRY_CAP_SECONDS = 600
+
+
+def task_retry_countdown(retries: int) -> int:
+    """Seconds before a task's next try: exponential backoff with full jitter,
+    1..min(cap, base x 2^retries), so many failed tasks do not retry in step."""
+    return random.randint(1, min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2**retries))  # noqa: S311
+
 
 @app.task(
     bind=True,
@@ -23,8 +32,7 @@ def knowledge_base_reembed_task(self, knowledge_base_id: int) -> str:  # type: i
     except EmbeddingError as exc:
         if not exc.transient:
             raise
-        countdown = random.randint(1, min(600, 30 * 2**self.request.retries))  # noqa: S311
-        raise self.retry(countdown=countdown, exc=exc) from exc
+        raise self.retry(countdown=task_retry_countdown(self.request.retries), exc=exc) from exc
     if progress.state == "running":
         knowledge_base_reembed_task.delay(knowledge_base_id)
     return progress.state

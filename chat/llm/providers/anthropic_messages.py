@@ -13,6 +13,7 @@ dropped them.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import anthropic
 import httpx2
@@ -178,6 +179,19 @@ class AnthropicProvider(SdkProvider):
             )
         return malformed(self.name, exc)  # unparsable JSON or an unexpected shape
 
+    def _create(
+        self, request: CompletionRequest, model: str, timeouts: CallTimeouts, *, stream: bool
+    ) -> Any:
+        """The Messages API call both modes make (temperature is not sent: see the module)."""
+        return self._client.messages.create(
+            model=model,
+            system=self._system(request),
+            messages=self._messages(request),
+            max_tokens=request.max_tokens,
+            stream=stream,
+            timeout=http_timeout(timeouts),
+        )
+
     def _stream(
         self,
         request: CompletionRequest,
@@ -186,14 +200,7 @@ class AnthropicProvider(SdkProvider):
         deadlines: Deadlines,
     ) -> Iterator[Event]:
         try:
-            events = self._client.messages.create(
-                model=model,
-                system=self._system(request),
-                messages=self._messages(request),
-                max_tokens=request.max_tokens,
-                stream=True,
-                timeout=http_timeout(timeouts),
-            )
+            events = self._create(request, model, timeouts, stream=True)
         except anthropic.APIError as exc:
             error = self._error(exc, timeouts, deadlines, reading_body=False, text_sent=False)
             raise error from exc
@@ -257,14 +264,7 @@ class AnthropicProvider(SdkProvider):
         deadlines: Deadlines,
     ) -> Iterator[Event]:
         try:
-            message = self._client.messages.create(
-                model=model,
-                system=self._system(request),
-                messages=self._messages(request),
-                max_tokens=request.max_tokens,
-                stream=False,
-                timeout=http_timeout(timeouts),
-            )
+            message = self._create(request, model, timeouts, stream=False)
         except (anthropic.APIError, ValueError) as exc:
             error = self._error(exc, timeouts, deadlines, reading_body=False, text_sent=False)
             raise error from exc

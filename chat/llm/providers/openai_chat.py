@@ -433,6 +433,21 @@ class OpenAIChatProvider(SdkProvider):
             )
         return malformed(self.name, exc)  # unparsable JSON or an unexpected shape
 
+    def _create(
+        self, request: CompletionRequest, model: str, timeouts: CallTimeouts, *, stream: bool
+    ) -> Any:
+        """The Chat Completions call both modes make; streams ask for the usage chunk."""
+        return self._client.chat.completions.create(
+            model=model,
+            messages=self._messages(request),
+            temperature=request.temperature,
+            max_tokens=request.max_tokens if self._max_tokens else openai.omit,
+            max_completion_tokens=openai.omit if self._max_tokens else request.max_tokens,
+            stream=stream,
+            stream_options={"include_usage": True} if stream else openai.omit,
+            timeout=http_timeout(timeouts),
+        )
+
     def _stream(
         self,
         request: CompletionRequest,
@@ -441,16 +456,7 @@ class OpenAIChatProvider(SdkProvider):
         deadlines: Deadlines,
     ) -> Iterator[Event]:
         try:
-            chunks = self._client.chat.completions.create(
-                model=model,
-                messages=self._messages(request),
-                temperature=request.temperature,
-                max_tokens=request.max_tokens if self._max_tokens else openai.omit,
-                max_completion_tokens=openai.omit if self._max_tokens else request.max_tokens,
-                stream=True,
-                stream_options={"include_usage": True},
-                timeout=http_timeout(timeouts),
-            )
+            chunks = self._create(request, model, timeouts, stream=True)
         except openai.APIError as exc:
             raise self._request_error(exc, timeouts, deadlines) from exc
         with chunks:  # closes the HTTP response however we leave, GeneratorExit included
@@ -499,15 +505,7 @@ class OpenAIChatProvider(SdkProvider):
         deadlines: Deadlines,
     ) -> Iterator[Event]:
         try:
-            completion = self._client.chat.completions.create(
-                model=model,
-                messages=self._messages(request),
-                temperature=request.temperature,
-                max_tokens=request.max_tokens if self._max_tokens else openai.omit,
-                max_completion_tokens=openai.omit if self._max_tokens else request.max_tokens,
-                stream=False,
-                timeout=http_timeout(timeouts),
-            )
+            completion = self._create(request, model, timeouts, stream=False)
         except openai.APIError as exc:
             raise self._request_error(exc, timeouts, deadlines) from exc
         except ValueError as exc:  # a 200 whose body is not JSON
