@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db import models
 from pgvector.django import VectorField
 
-from kb.models import EMBEDDING_DIMENSION, Account
+from kb.models import EMBEDDING_DIMENSION, Account, KnowledgeBase
 
 
 class LlmCall(models.Model):
@@ -94,6 +94,9 @@ class SemanticCacheEntry(models.Model):
     answer = models.TextField()
     provider = models.CharField(max_length=50)
     model = models.CharField(max_length=200)
+    sources = models.JSONField(
+        default=list, blank=True, help_text="Chunk ids behind the answer's [1], [2]…"
+    )
     hits = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(db_index=True)
@@ -105,3 +108,159 @@ class SemanticCacheEntry(models.Model):
 
     def __str__(self) -> str:
         return self.question[:80]
+
+
+class Conversation(models.Model):
+    """One user's chat with one knowledge base."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations"
+    )
+    knowledge_base = models.ForeignKey(
+        KnowledgeBase, on_delete=models.CASCADE, related_name="conversations"
+    )
+    title = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at", "-id"]
+        indexes = [models.Index(fields=["user", "-updated_at"], name="chat_conversation_user")]
+
+    def __str__(self) -> str:
+        return self.title or f"Conversation {self.pk}"
+
+
+class Message(models.Model):
+    """A question or an answer. An answer starts ``pending`` (its placeholder is on
+    screen), becomes ``streaming`` once one process claims it, and ends in one of
+    the final states with its citations, usage and cost."""
+
+    class Role(models.TextChoices):
+        USER = "user", "User"
+        ASSISTANT = "assistant", "Assistant"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting to start"
+        STREAMING = "streaming", "Being written"
+        DONE = "done", "Answered"
+        ABSTAINED = "abstained", "Not in the knowledge base"
+        STOPPED = "stopped", "Stopped"
+        FAILED = "failed", "Failed"
+
+    FINAL_STATUSES = (Status.DONE, Status.ABSTAINED, Status.STOPPED, Status.FAILED)
+
+    class Problem(models.TextChoices):
+        """Why an answer is not a normal one; the UI words each one for people."""
+
+        NONE = "", "None"
+        NOTHING_RELEVANT = "nothing_relevant", "Nothing relevant found"
+        PROVIDERS_DOWN = "providers_down", "Language models unavailable"
+        INTERRUPTED = "interrupted", "Interrupted"
+        BUDGET_EXHAUSTED = "budget_exhausted", "Budget exhausted"
+        RATE_LIMITED = "rate_limited", "Rate limited"
+        INVALID_QUESTION = "invalid_question", "Question refused"
+        INTERNAL = "internal", "Unexpected error"
+
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="messages"
+    )
+    role = models.CharField(max_length=10, choices=Role.choices)
+    question = models.ForeignKey(
+        "self", on_delete=models.CASCADE, null=True, blank=True, related_name="answers",
+        help_text="For an answer: the question it answers.",
+    )  # fmt: skip
+    content = models.TextField(
+        blank=True, help_text="Question text, or the answer after the citation check."
+    )
+    raw_content = models.TextField(blank=True, help_text="The answer as the model streamed it.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DONE)
+    problem = models.CharField(max_length=20, choices=Problem.choices, blank=True)
+    superseded = models.BooleanField(default=False, help_text="Replaced by a regenerated answer.")
+    prompt_version = models.CharField(max_length=40, blank=True)
+    route = models.CharField(max_length=50, blank=True)
+    provider = models.CharField(max_length=50, blank=True)
+    model = models.CharField(max_length=200, blank=True)
+    cached = models.CharField(max_length=10, blank=True, help_text='"exact" or "semantic".')
+    request_id = models.CharField(max_length=64, blank=True, db_index=True)
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    cost = models.DecimalField(max_digits=14, decimal_places=8, default=Decimal(0))
+    time_to_first_token_ms = models.PositiveIntegerField(null=True, blank=True)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["conversation", "created_at"], name="chat_message_conv")]
+
+    def __str__(self) -> str:
+        return f"{self.role}: {self.content[:60]}"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in self.FINAL_STATUSES
+
+    @property
+    def answered_without_llm(self) -> bool:
+        return self.provider == "local"
+
+
+class Citation(models.Model):
+    """A passage an answer cites (``cited``) or, when it abstains, the closest ones
+    (``closest``). The passage's place is copied so the link still makes sense after
+    the document is re-ingested and its chunks replaced."""
+
+    class Kind(models.TextChoices):
+        CITED = "cited", "Cited"
+        CLOSEST = "closest", "Closest source"
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="citations")
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.CITED)
+    number = models.PositiveSmallIntegerField(help_text="The [n] of the answer.")
+    chunk = models.ForeignKey(
+        "kb.Chunk", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    document = models.ForeignKey(
+        "kb.Document", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    document_title = models.CharField(max_length=300)
+    heading_path = models.CharField(max_length=500, blank=True)
+    excerpt = models.TextField()
+    support_score = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["kind", "number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["message", "kind", "number"], name="chat_citation_unique_number"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"[{self.number}] {self.document_title}"
+
+
+class Feedback(models.Model):
+    """A thumbs up or down on an answer, with an optional comment; one per user and answer."""
+
+    class Rating(models.TextChoices):
+        UP = "up", "Helpful"
+        DOWN = "down", "Not helpful"
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="feedback")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    rating = models.CharField(max_length=4, choices=Rating.choices)
+    comment = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["message", "user"], name="chat_feedback_unique_user")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rating} on {self.message_id}"

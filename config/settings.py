@@ -484,6 +484,60 @@ CAIRN_IDEMPOTENCY_TTL = env_int(
     "CAIRN_IDEMPOTENCY_TTL", 86400, help="Seconds a completed answer is replayed for its key."
 )
 
+# --- Answers and the chat ------------------------------------------------------
+
+CAIRN_MAX_QUESTION_CHARS = env_int(
+    "CAIRN_MAX_QUESTION_CHARS", 4000, help="Longest question accepted, in characters."
+)
+CAIRN_ANSWER_PASSAGES = env_int(
+    "CAIRN_ANSWER_PASSAGES", 6, help="Most retrieved passages given to the answerer."
+)
+CAIRN_CONTEXT_MAX_TOKENS = env_int(
+    "CAIRN_CONTEXT_MAX_TOKENS",
+    3000,
+    help="Token budget of the passages in a prompt (passages past it are left out).",
+)
+CAIRN_HISTORY_TURNS = env_int(
+    "CAIRN_HISTORY_TURNS",
+    3,
+    help="Earlier question-and-answer turns sent verbatim; older ones are summarised.",
+)
+CAIRN_CITATION_MIN_SUPPORT = env_float(
+    "CAIRN_CITATION_MIN_SUPPORT",
+    0.45,
+    help="Support score (lexical and embedding overlap, 0-1) a cited passage must reach "
+    "for its citation to stand.",
+)
+CAIRN_EXTRACTIVE_MIN_CONFIDENCE = env_float(
+    "CAIRN_EXTRACTIVE_MIN_CONFIDENCE",
+    0.5,
+    help="The extractive answerer abstains when its best sentence scores below this (0-1).",
+)
+CAIRN_EXTRACTIVE_MAX_SENTENCES = env_int(
+    "CAIRN_EXTRACTIVE_MAX_SENTENCES", 3, help="Most sentences in an extractive answer."
+)
+CAIRN_EXTRACTIVE_TOKEN_DELAY_MS = env_int(
+    "CAIRN_EXTRACTIVE_TOKEN_DELAY_MS",
+    12,
+    help="Pause between the words the extractive answerer streams (0: all at once).",
+)
+CAIRN_ANSWER_THREADS = env_int(
+    "CAIRN_ANSWER_THREADS",
+    16,
+    help="Answers generated at once per web process; more wait their turn (the SSE "
+    "connections themselves hold no thread).",
+)
+CAIRN_SSE_HEARTBEAT_SECONDS = env_float(
+    "CAIRN_SSE_HEARTBEAT_SECONDS",
+    15.0,
+    help="Seconds between SSE heartbeat comments while an answer is being prepared.",
+)
+CAIRN_CHAT_RATE_LIMIT = env_str(
+    "CAIRN_CHAT_RATE_LIMIT",
+    "20/m",
+    help="Questions one user may ask, e.g. 20/m (django-ratelimit rate syntax).",
+)
+
 # --- Auth, i18n, security ----------------------------------------------------
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -492,7 +546,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "admin:login"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "chat:home"
+LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -47,9 +47,9 @@ from tokenizers.normalizers import BertNormalizer
 from tokenizers.pre_tokenizers import BertPreTokenizer
 
 from ingest.parsing.base import BlockKind, ParsedDocument
-from ingest.sentences import Span, line_spans, sentence_spans, word_spans
 from kb.embeddings import tokens
 from kb.embeddings.inputs import chunk_embedding_input
+from kb.sentences import Span, line_spans, sentence_spans, word_spans
 
 HEADING_PATH_SEPARATOR = " > "
 

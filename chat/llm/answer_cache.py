@@ -45,6 +45,9 @@ class CachedAnswer:
     model: str
     kind: str  # "exact" or "semantic"
     similarity: float = 1.0
+    # Chunk ids behind the answer's [1], [2]… when it was stored: another wording's
+    # retrieval may number passages differently, so citations follow these.
+    sources: tuple[int, ...] = ()
 
 
 def normalise(text: str) -> str:
@@ -71,7 +74,10 @@ def answer_cache_lookup(
         return None
     exact = cache.get(_exact_key(scope, route, request))
     if exact is not None:
-        return CachedAnswer(exact["text"], exact["provider"], exact["model"], "exact")
+        return CachedAnswer(
+            exact["text"], exact["provider"], exact["model"], "exact",
+            sources=tuple(exact.get("sources", ())),
+        )  # fmt: skip
     embedding = query_embedding(scope.embedding_model, question)
     entry = (
         SemanticCacheEntry.objects.filter(
@@ -91,7 +97,10 @@ def answer_cache_lookup(
     if similarity < settings.CAIRN_SEMANTIC_CACHE_THRESHOLD:
         return None
     SemanticCacheEntry.objects.filter(pk=entry.pk).update(hits=F("hits") + 1)
-    return CachedAnswer(entry.answer, entry.provider, entry.model, "semantic", similarity)
+    return CachedAnswer(
+        entry.answer, entry.provider, entry.model, "semantic", similarity,
+        sources=tuple(entry.sources),
+    )  # fmt: skip
 
 
 def answer_cache_store(
@@ -103,13 +112,14 @@ def answer_cache_store(
     text: str,
     provider: str,
     model: str,
+    sources: tuple[int, ...] = (),
 ) -> None:
     if not cacheable(request) or not text.strip():
         return
     ttl = settings.CAIRN_ANSWER_CACHE_TTL
     cache.set(
         _exact_key(scope, route, request),
-        {"text": text, "provider": provider, "model": model},
+        {"text": text, "provider": provider, "model": model, "sources": list(sources)},
         timeout=ttl,
     )
     SemanticCacheEntry.objects.create(
@@ -122,5 +132,6 @@ def answer_cache_store(
         answer=text,
         provider=provider,
         model=model,
+        sources=list(sources),
         expires_at=timezone.now() + timedelta(seconds=ttl),
     )

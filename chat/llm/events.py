@@ -56,11 +56,32 @@ class Message:
 
 
 @dataclass(frozen=True)
+class ContextPassage:
+    """A retrieved passage as the answer pipeline numbered it ([1], [2]…).
+
+    Language models read passages from the rendered prompt; the local extractive
+    answerer, which has no use for a prompt, reads them here.
+    """
+
+    number: int
+    text: str
+    title: str = ""
+    heading_path: str = ""
+    embedding_model: str = ""
+
+
+@dataclass(frozen=True)
 class CompletionRequest:
     """What the gateway asks a provider for; the system prompt is kept apart on purpose
-    (never mixed with user or document text, and cacheable on its own)."""
+    (never mixed with user or document text, and cacheable on its own).
+
+    ``question`` and ``passages`` repeat, in structured form, what the last user
+    message holds; only providers that do not read prompts use them.
+    """
 
     system: str
     messages: tuple[Message, ...]
     max_tokens: int = 1024
     temperature: float = 0.2
+    question: str = ""
+    passages: tuple[ContextPassage, ...] = ()

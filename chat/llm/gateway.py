@@ -71,6 +71,7 @@ class GatewayRequest:
     # With a scope and the bare question, answers are served from and kept in the caches.
     cache_scope: CacheScope | None = None
     question: str = ""
+    cache_sources: tuple[int, ...] = ()  # kept with a cached answer (see CachedAnswer.sources)
 
 
 @dataclass
@@ -84,6 +85,7 @@ class GatewayResult:
     fallback_used: bool = False
     replayed: bool = False
     cached: str = ""  # "exact" or "semantic" when served from the answer cache
+    cached_sources: tuple[int, ...] = ()
     failed: bool = False
     attempts: int = 0
 
@@ -266,6 +268,7 @@ class LlmGateway:
                     scope=request.cache_scope, route=request.route.name,
                     question=request.question, request=request.completion,
                     text=result.text, provider=provider_name, model=model,
+                    sources=request.cache_sources,
                 )  # fmt: skip
             yield usage
             yield finish
@@ -316,6 +319,7 @@ class LlmGateway:
         """An answer from the exact or semantic cache: recorded, at zero cost."""
         result.text, result.provider, result.model = hit.text, hit.provider, hit.model
         result.cached = hit.kind
+        result.cached_sources = hit.sources
         result.usage = Usage(0, 0)
         llm_call_record(
             context=context, provider=hit.provider, model=hit.model, attempt=1,

@@ -404,6 +404,7 @@ class FakeLLMServer:
     def __init__(self) -> None:
         self.requests: list[RecordedRequest] = []
         self.client_disconnected = threading.Event()
+        self.streams_completed = 0  # streamed replies written to their end
         self.default: Step = Reply()
         self.errors: list[BaseException] = []  # unexpected handler failures (bugs here)
         self.openai_base_url = ""
@@ -642,6 +643,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._pause(reply.chunk_delay)
             self._chunk(dialect.delta(piece))
         self._chunk(*dialect.closing(reply), b"")  # the empty chunk ends the body
+        self.state.streams_completed += 1
 
     def _broken(self, step: _Broken, dialect: _Dialect, *, streaming: bool) -> None:
         if isinstance(step, Disconnect) and step.before_headers:

@@ -11,13 +11,16 @@ from functools import lru_cache
 
 from django.conf import settings
 
+from chat.answering.extractive import ExtractiveAnswerer
 from chat.llm.providers.anthropic_messages import AnthropicProvider
 from chat.llm.providers.base import Provider
 from chat.llm.providers.openai_chat import OpenAIChatProvider
 
 
 def _build() -> dict[str, Provider]:
-    providers: dict[str, Provider] = {}
+    # The extractive answerer needs no key and no network: always there, the
+    # offline default and the last entry of every default chain.
+    providers: dict[str, Provider] = {"local": ExtractiveAnswerer()}
     if settings.OPENAI_API_KEY:
         providers["openai"] = OpenAIChatProvider(settings.OPENAI_API_KEY, name="openai")
     if settings.CAIRN_OPENAI_COMPATIBLE_BASE_URL:

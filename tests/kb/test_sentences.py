@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from ingest.sentences import line_spans, sentence_spans, word_spans
+from kb.sentences import line_spans, sentence_spans, word_spans
 
 
 def sentences(text: str) -> list[str]:

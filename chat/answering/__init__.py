@@ -1,0 +1,1 @@
+"""The answer pipeline: question → retrieval → context → generation → citation check."""

@@ -1,0 +1,259 @@
+"""answer_compose: one question in, a streamed, grounded, checked answer out.
+
+input checks → retrieval (hybrid, the asker's account only) → context within a
+token budget → generation through the gateway, streamed → citation check →
+the outcome (text, citations with support scores, who answered, timings).
+Persisting it is the caller's job (chat.services.answers), so evaluation can
+run the very same pipeline without writing conversations.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from django.conf import settings
+
+from chat.answering.citations import CheckedAnswer, citations_check
+from chat.answering.context import (
+    Turn,
+    history_messages,
+    passages_select,
+    retrieval_query,
+)
+from chat.answering.prompts import prompt_template, render_system, render_user
+from chat.answering.texts import ABSTENTION_TEXT
+from chat.llm.answer_cache import CacheScope
+from chat.llm.events import CompletionRequest, ContextPassage, Error, Message, TextDelta
+from chat.llm.gateway import STATIC_PROVIDER, GatewayRequest, GatewayResult, LlmGateway
+from chat.llm.providers.registry import configured_providers
+from chat.llm.routing import classify_question, route_named
+from kb.embeddings.usage import embedding_context
+from kb.models import Account, Chunk, KnowledgeBase
+from kb.selectors.search import SearchHit, chunk_search
+
+CLOSEST_SOURCES = 3
+
+
+@dataclass(frozen=True)
+class AnswerRequest:
+    account: Account
+    knowledge_base: KnowledgeBase
+    question: str  # already through question_clean
+    history: tuple[Turn, ...] = ()
+    user_id: int | None = None
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    use_cache: bool = True  # off for "regenerate"
+    route: str | None = None  # None: chosen by classify_question
+    feature: str = "answer"
+
+
+@dataclass(frozen=True)
+class SourceRef:
+    """A passage behind a citation (or a closest source when abstaining)."""
+
+    number: int
+    chunk: Chunk
+    support_score: float | None = None
+
+
+@dataclass
+class AnswerOutcome:
+    """Filled in while the answer streams; complete when the generator ends."""
+
+    status: str = "done"  # done | abstained | stopped | failed (Message.Status values)
+    problem: str = ""  # Message.Problem values
+    text: str = ""  # after the citation check
+    raw_text: str = ""  # as streamed
+    cited: list[SourceRef] = field(default_factory=list)
+    closest: list[SourceRef] = field(default_factory=list)
+    prompt_version: str = ""
+    route: str = ""
+    provider: str = ""
+    model: str = ""
+    cached: str = ""
+    request_id: str = ""
+    time_to_first_token_ms: float | None = None
+    latency_ms: float = 0.0
+    checked: CheckedAnswer | None = None
+
+    @property
+    def answered(self) -> bool:
+        return self.status == "done"
+
+
+def _gateway() -> LlmGateway:
+    return LlmGateway(providers=configured_providers())
+
+
+def _scope(request: AnswerRequest) -> CacheScope:
+    kb = request.knowledge_base
+    return CacheScope(request.account.pk, ((kb.pk, kb.content_version),), kb.embedding_model)
+
+
+def _hits_for_sources(account: Account, chunk_ids: Sequence[int]) -> list[SearchHit] | None:
+    """The hits a cached answer was written from, if all of them still exist."""
+    rows = Chunk.objects.filter(pk__in=chunk_ids, account=account).select_related("document")
+    by_id = {chunk.pk: chunk for chunk in rows}
+    if len(by_id) != len(set(chunk_ids)):
+        return None
+    return [SearchHit(chunk=by_id[pk], fused_score=0.0) for pk in chunk_ids]
+
+
+def answer_compose(
+    request: AnswerRequest,
+    outcome: AnswerOutcome,
+    *,
+    gateway: LlmGateway | None = None,
+) -> Generator[str, None, None]:
+    """Yield the answer's text as it is generated; ``outcome`` holds the result.
+
+    Closing the generator early (a stop or a disconnect) stops the provider call
+    and leaves ``outcome`` as ``stopped`` with the partial text.
+    """
+    started = time.monotonic()
+    outcome.request_id = request.request_id
+    template = prompt_template()
+    outcome.prompt_version = template.label
+    kb = request.knowledge_base
+    try:
+        with embedding_context(account_id=request.account.pk, feature="query"):
+            search = chunk_search(
+                account=request.account,
+                knowledge_bases=[kb],
+                query=retrieval_query(request.question, request.history),
+                k=max(settings.CAIRN_ANSWER_PASSAGES, CLOSEST_SOURCES),
+            )
+        if search.nothing_relevant:
+            _abstain(outcome, search.hits, problem="nothing_relevant")
+            yield outcome.text
+            return
+        passages, hits = passages_select(
+            search.hits,
+            max_passages=settings.CAIRN_ANSWER_PASSAGES,
+            max_tokens=settings.CAIRN_CONTEXT_MAX_TOKENS,
+            embedding_model=kb.embedding_model,
+        )
+        history, summary = history_messages(request.history, keep=settings.CAIRN_HISTORY_TURNS)
+        completion_messages = (
+            *history,
+            Message(
+                "user",
+                render_user(
+                    template,
+                    question=request.question,
+                    passages=passages,
+                    history_summary=summary,
+                ),  # fmt: skip
+            ),
+        )
+        route = route_named(request.route or classify_question(request.question))
+        outcome.route = route.name
+        completion = CompletionRequest(
+            system=render_system(
+                template, organisation=request.account.name, knowledge_base=kb.name
+            ),
+            messages=completion_messages,
+            max_tokens=route.max_tokens,
+            temperature=route.temperature,
+            question=request.question,
+            passages=passages,
+        )
+        result = GatewayResult()
+        gateway_request = GatewayRequest(
+            completion=completion,
+            route=route,
+            account_id=request.account.pk,
+            user_id=request.user_id,
+            feature=request.feature,
+            request_id=request.request_id,
+            cache_scope=_scope(request) if request.use_cache else None,
+            question=request.question,
+            cache_sources=tuple(hit.chunk.pk for hit in hits),
+        )
+        interrupted: Error | None = None
+        stream = (gateway or _gateway()).stream(gateway_request, result)
+        try:
+            for event in stream:
+                if isinstance(event, TextDelta):
+                    if outcome.time_to_first_token_ms is None:
+                        outcome.time_to_first_token_ms = (time.monotonic() - started) * 1000
+                    outcome.raw_text += event.text
+                    yield event.text
+                elif isinstance(event, Error):
+                    interrupted = event
+        finally:
+            stream.close()  # type: ignore[attr-defined]  # a generator
+        outcome.provider, outcome.model = result.provider, result.model
+        outcome.cached = result.cached
+        if result.cached_sources and result.cached_sources != gateway_request.cache_sources:
+            cached_hits = _hits_for_sources(request.account, result.cached_sources)
+            if cached_hits is not None:
+                hits = tuple(cached_hits)
+                passages = tuple(
+                    ContextPassage(i, h.chunk.text, h.chunk.document.title, h.chunk.heading_path,
+                                   kb.embedding_model)
+                    for i, h in enumerate(hits, start=1)
+                )  # fmt: skip
+        if result.provider == STATIC_PROVIDER:
+            outcome.status, outcome.problem = "failed", "providers_down"
+            outcome.text = outcome.raw_text
+            _closest(outcome, search.hits)
+            return
+        _check(outcome, request, passages, hits, search.hits)
+        if interrupted is not None:
+            outcome.status, outcome.problem = "failed", "interrupted"
+    except GeneratorExit:
+        outcome.status, outcome.problem = "stopped", ""
+        outcome.text = outcome.raw_text
+        raise
+    finally:
+        outcome.latency_ms = (time.monotonic() - started) * 1000
+
+
+def _check(
+    outcome: AnswerOutcome,
+    request: AnswerRequest,
+    passages: Sequence[ContextPassage],
+    hits: Sequence[SearchHit],
+    all_hits: Sequence[SearchHit],
+) -> None:
+    """The citation check; an answer with no supported content becomes the abstention."""
+    by_number = {p.number: hit for p, hit in zip(passages, hits, strict=True)}
+    with embedding_context(account_id=request.account.pk, feature="citation_check"):
+        checked = citations_check(
+            outcome.raw_text,
+            passages={p.number: p.text for p in passages},
+            passage_vectors={
+                number: np.asarray(hit.chunk.embedding, dtype=np.float32)
+                for number, hit in by_number.items()
+                if hit.chunk.embedding is not None
+            },
+            embedding_model=request.knowledge_base.embedding_model,
+            min_support=settings.CAIRN_CITATION_MIN_SUPPORT,
+        )
+    outcome.checked = checked
+    if not checked.grounded:
+        _abstain(outcome, all_hits, problem="")
+        return
+    outcome.status, outcome.text = "done", checked.text
+    outcome.cited = [
+        SourceRef(number, by_number[number].chunk, checked.best_score.get(number))
+        for number in sorted(checked.cited)
+    ]
+
+
+def _closest(outcome: AnswerOutcome, hits: Sequence[SearchHit]) -> None:
+    outcome.closest = [
+        SourceRef(index, hit.chunk) for index, hit in enumerate(hits[:CLOSEST_SOURCES], start=1)
+    ]
+
+
+def _abstain(outcome: AnswerOutcome, hits: Sequence[SearchHit], *, problem: str) -> None:
+    outcome.status, outcome.problem, outcome.text = "abstained", problem, ABSTENTION_TEXT
+    if not outcome.raw_text:
+        outcome.raw_text = ABSTENTION_TEXT
+    _closest(outcome, hits)

@@ -1,0 +1,95 @@
+"""Prompts are code: versioned template files, rendered in one place.
+
+Each answer records the template version it used (``Message.prompt_version``),
+and tests pin the rendered form, so a change to a prompt is a reviewed change
+with a new version, never a silent edit. Templates live in chat/prompts/<name>/
+as ``<version>.system.txt`` and ``<version>.user.txt`` with ``{placeholders}``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from chat.answering.texts import ABSTENTION_TEXT
+from chat.llm.events import ContextPassage
+
+PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
+ANSWER_PROMPT = "answer"
+ANSWER_PROMPT_VERSION = "v1"
+
+# The delimiters of quoted passages must not be forgeable by document text.
+_DELIMITER = re.compile(r"<\s*/?\s*passages?\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    name: str
+    version: str
+    system: str
+    user: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}/{self.version}"
+
+
+@lru_cache(maxsize=16)
+def prompt_template(
+    name: str = ANSWER_PROMPT, version: str = ANSWER_PROMPT_VERSION
+) -> PromptTemplate:
+    folder = PROMPTS_DIR / name
+    return PromptTemplate(
+        name=name,
+        version=version,
+        system=(folder / f"{version}.system.txt").read_text(encoding="utf-8").strip(),
+        user=(folder / f"{version}.user.txt").read_text(encoding="utf-8").strip(),
+    )
+
+
+def neutralise_delimiters(text: str) -> str:
+    """Document text that imitates a passage tag loses its angle bracket."""
+    return _DELIMITER.sub(lambda m: "‹" + m.group(0)[1:], text)
+
+
+def _attribute(value: str) -> str:
+    return neutralise_delimiters(" ".join(value.split())).replace('"', "'")
+
+
+def render_passages(passages: Sequence[ContextPassage]) -> str:
+    blocks = []
+    for passage in passages:
+        section = f' section="{_attribute(passage.heading_path)}"' if passage.heading_path else ""
+        blocks.append(
+            f'<passage id="{passage.number}" document="{_attribute(passage.title)}"{section}>\n'
+            f"{neutralise_delimiters(passage.text.strip())}\n</passage>"
+        )
+    return "\n\n".join(blocks)
+
+
+def render_system(template: PromptTemplate, *, organisation: str, knowledge_base: str) -> str:
+    return template.system.format(
+        organisation=" ".join(organisation.split()),
+        knowledge_base=" ".join(knowledge_base.split()),
+        abstention=ABSTENTION_TEXT,
+    )
+
+
+def render_user(
+    template: PromptTemplate,
+    *,
+    question: str,
+    passages: Sequence[ContextPassage],
+    history_summary: str = "",
+) -> str:
+    summary = (
+        f"Earlier in this conversation (summary):\n{history_summary}\n\n" if history_summary else ""
+    )
+    return template.user.format(
+        history_summary=summary,
+        passages=render_passages(passages) or "(no passages were found)",
+        question=question.strip(),
+    )

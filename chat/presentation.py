@@ -1,0 +1,56 @@
+"""How answers are shown: citation links and the words for each kind of problem."""
+
+from __future__ import annotations
+
+from django.urls import reverse
+from django.utils.safestring import SafeString
+
+from chat.models import Citation, Message
+from chat.rendering import CitationLink, answer_html
+
+PROBLEM_TEXTS = {
+    Message.Problem.NOTHING_RELEVANT: "Nothing in the knowledge base matches this question.",
+    Message.Problem.PROVIDERS_DOWN: (
+        "The language models are unavailable right now. Please try again in a few minutes."
+    ),
+    Message.Problem.INTERRUPTED: (
+        "The answer was interrupted: the language model stopped responding. "
+        "What is shown may be incomplete."
+    ),
+    Message.Problem.BUDGET_EXHAUSTED: (
+        "Your account has used its answer budget for now. An administrator can raise it."
+    ),
+    Message.Problem.RATE_LIMITED: "Too many questions in a short time. Please wait a moment.",
+    Message.Problem.INVALID_QUESTION: "This question cannot be answered as asked.",
+    Message.Problem.INTERNAL: "Something went wrong while answering. Please try again.",
+}
+
+
+def problem_text(message: Message) -> str:
+    if message.status == Message.Status.STOPPED:
+        return "Stopped."
+    return PROBLEM_TEXTS.get(Message.Problem(message.problem), "") if message.problem else ""
+
+
+def citation_url(citation: Citation) -> str:
+    """The cited passage in its document (or the document, if the passage is gone)."""
+    if citation.document_id is None:
+        return ""
+    url = reverse("kb:document_detail", args=[citation.document_id])
+    if citation.chunk_id is None:
+        return url
+    return f"{url}?chunk={citation.chunk_id}#chunk-{citation.chunk_id}"
+
+
+def citation_title(citation: Citation) -> str:
+    return " › ".join(part for part in (citation.document_title, citation.heading_path) if part)
+
+
+def message_html(message: Message) -> SafeString:
+    """The answer's text with chips for the citations that stood the check."""
+    links = {
+        c.number: CitationLink(citation_url(c), citation_title(c))
+        for c in message.citations.all()
+        if c.kind == Citation.Kind.CITED
+    }
+    return answer_html(message.content, links)

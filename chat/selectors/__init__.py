@@ -1,0 +1,1 @@
+"""Selectors of the chat app: they read, always scoped to the asking user."""

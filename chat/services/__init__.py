@@ -1,0 +1,1 @@
+"""Services of the chat app: they write (conversations, answers, feedback)."""

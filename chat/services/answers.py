@@ -1,0 +1,214 @@
+"""answer_stream: run the pipeline for a pending answer and persist what it produced.
+
+An answer is claimed with a conditional update (pending → streaming), so however
+many streams a browser opens for it, and on whichever web process, exactly one
+generates it; the others wait for it to finish and then show the result.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from chat.answering.context import Turn
+from chat.answering.pipeline import AnswerOutcome, AnswerRequest, SourceRef, answer_compose
+from chat.models import Citation, LlmCall, Message
+from kb.models import Chunk
+
+logger = logging.getLogger(__name__)
+
+STOP_CHECK_SECONDS = 0.2
+WAIT_POLL_SECONDS = 0.25
+
+
+@dataclass(frozen=True)
+class Token:
+    text: str
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The answer reached a final state (see the message row)."""
+
+    message_id: int
+
+
+StreamEvent = Token | Finished
+
+
+def _stop_key(message_id: int) -> str:
+    return f"cairn:answer:stop:{message_id}"
+
+
+def answer_stop(*, message: Message) -> None:
+    """Ask the process generating ``message`` to stop (works across web processes
+    through the shared cache); an answer that has not started is stopped at once."""
+    cache.set(_stop_key(message.pk), True, timeout=600)
+    Message.objects.filter(pk=message.pk, status=Message.Status.PENDING).update(
+        status=Message.Status.STOPPED, completed_at=timezone.now()
+    )
+
+
+@transaction.atomic
+def answer_regenerate(*, message: Message) -> Message:
+    """Replace a finished answer with a new pending one for the same question."""
+    if message.role != Message.Role.ASSISTANT or not message.is_final or message.superseded:
+        raise ValueError("only a finished, current answer can be regenerated")
+    Message.objects.filter(pk=message.pk).update(superseded=True)
+    return Message.objects.create(
+        conversation_id=message.conversation_id,
+        role=Message.Role.ASSISTANT,
+        question_id=message.question_id,
+        status=Message.Status.PENDING,
+    )
+
+
+def _history(message: Message) -> tuple[Turn, ...]:
+    """The finished turns before this answer's question."""
+    if message.question is None:
+        return ()
+    answers = (
+        Message.objects.filter(
+            conversation_id=message.conversation_id,
+            role=Message.Role.ASSISTANT,
+            superseded=False,
+            status=Message.Status.DONE,
+            question__created_at__lt=message.question.created_at,
+        )
+        .select_related("question")
+        .order_by("question__created_at")
+    )
+    return tuple(Turn(a.question.content, a.content) for a in answers if a.question)
+
+
+def _wait_for(message_id: int, cancelled: Callable[[], bool]) -> None:
+    """Another stream is generating this answer: wait until it is final."""
+    deadline = time.monotonic() + settings.CAIRN_LLM_REQUEST_TIMEOUT + 60
+    while time.monotonic() < deadline and not cancelled():
+        status = Message.objects.filter(pk=message_id).values_list("status", flat=True).first()
+        if status is None or status in Message.FINAL_STATUSES:
+            return
+        time.sleep(WAIT_POLL_SECONDS)
+
+
+def answer_stream(*, message_id: int, cancelled: Callable[[], bool]) -> Iterator[StreamEvent]:
+    """Generate the pending answer ``message_id``, yielding its text as it comes.
+
+    ``cancelled`` is polled between tokens (a client that went away); a stop asked
+    for through answer_stop is noticed the same way. Either ends generation and
+    keeps the partial answer, marked stopped. Always ends with Finished.
+    """
+    claimed = Message.objects.filter(
+        pk=message_id, role=Message.Role.ASSISTANT, status=Message.Status.PENDING
+    ).update(status=Message.Status.STREAMING)
+    if not claimed:
+        _wait_for(message_id, cancelled)
+        yield Finished(message_id)
+        return
+    message = Message.objects.select_related(
+        "question", "conversation__account", "conversation__knowledge_base"
+    ).get(pk=message_id)
+    conversation = message.conversation
+    if message.question is None:  # an answer is always created with its question
+        raise ValueError(f"answer {message_id} has no question")
+    request = AnswerRequest(
+        account=conversation.account,
+        knowledge_base=conversation.knowledge_base,
+        question=message.question.content,
+        history=_history(message),
+        user_id=conversation.user_id,
+        use_cache=not Message.objects.filter(
+            question_id=message.question_id, superseded=True
+        ).exists(),
+    )
+    outcome = AnswerOutcome()
+    stop_requested = _stop_poller(message_id, cancelled)
+    compose = answer_compose(request, outcome)
+    try:
+        for text in compose:
+            yield Token(text)
+            if stop_requested():
+                compose.close()  # stops the provider call; outcome becomes "stopped"
+                break
+    except Exception:
+        logger.exception("answer %s failed", message_id)
+        outcome.status, outcome.problem = "failed", Message.Problem.INTERNAL
+        outcome.text = outcome.raw_text
+    finally:
+        compose.close()
+        answer_persist(message=message, outcome=outcome)
+    yield Finished(message_id)
+
+
+def _stop_poller(message_id: int, cancelled: Callable[[], bool]) -> Callable[[], bool]:
+    last_check = 0.0
+
+    def stop_requested() -> bool:
+        nonlocal last_check
+        if cancelled():
+            return True
+        now = time.monotonic()
+        if now - last_check < STOP_CHECK_SECONDS:
+            return False
+        last_check = now
+        return bool(cache.get(_stop_key(message_id)))
+
+    return stop_requested
+
+
+def _citation(message: Message, ref: SourceRef, kind: str, live: set[int]) -> Citation:
+    chunk = ref.chunk
+    return Citation(
+        message=message,
+        kind=kind,
+        number=ref.number,
+        chunk_id=chunk.pk if chunk.pk in live else None,
+        document_id=chunk.document_id,
+        document_title=chunk.document.title,
+        heading_path=chunk.heading_path,
+        excerpt=chunk.text,
+        support_score=ref.support_score,
+    )
+
+
+@transaction.atomic
+def answer_persist(*, message: Message, outcome: AnswerOutcome) -> None:
+    """Write the answer, its citations and what it cost (the sum of its ledger rows)."""
+    usage = LlmCall.objects.filter(request_id=outcome.request_id).aggregate(
+        input_tokens=Sum("input_tokens"), output_tokens=Sum("output_tokens"), cost=Sum("cost")
+    )
+    message.status = outcome.status
+    message.problem = outcome.problem
+    message.content = outcome.text
+    message.raw_content = outcome.raw_text
+    message.prompt_version = outcome.prompt_version
+    message.route, message.provider, message.model = outcome.route, outcome.provider, outcome.model
+    message.cached = outcome.cached
+    message.request_id = outcome.request_id
+    message.input_tokens = usage["input_tokens"] or 0
+    message.output_tokens = usage["output_tokens"] or 0
+    message.cost = usage["cost"] or Decimal(0)
+    ttft = outcome.time_to_first_token_ms
+    message.time_to_first_token_ms = None if ttft is None else round(ttft)
+    message.latency_ms = round(outcome.latency_ms)
+    message.completed_at = timezone.now()
+    message.save()
+    # A document re-ingested meanwhile has new chunks: a citation keeps its copy of
+    # the passage and loses only the link to a chunk that no longer exists.
+    refs = [(ref, Citation.Kind.CITED) for ref in outcome.cited] + [
+        (ref, Citation.Kind.CLOSEST) for ref in outcome.closest
+    ]
+    live = set(
+        Chunk.objects.filter(pk__in=[ref.chunk.pk for ref, _ in refs]).values_list("pk", flat=True)
+    )
+    Citation.objects.bulk_create([_citation(message, ref, kind, live) for ref, kind in refs])
+    cache.delete(_stop_key(message.pk))

@@ -1,0 +1,53 @@
+"""Starting conversations and asking questions: the question and its answer's placeholder."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.utils import timezone
+
+from chat.answering.questions import question_clean
+from chat.models import Conversation, Message
+from kb.models import KnowledgeBase
+
+TITLE_CHARS = 80
+
+
+def _title(question: str) -> str:
+    line = " ".join(question.split())
+    return line if len(line) <= TITLE_CHARS else line[: TITLE_CHARS - 1].rstrip() + "…"
+
+
+@transaction.atomic
+def question_ask(*, conversation: Conversation, text: str) -> tuple[Message, Message]:
+    """Record a question and the pending answer whose stream the page then opens.
+
+    Raises QuestionRejected (nothing written) when the question fails the input checks.
+    """
+    question = question_clean(text)
+    asked = Message.objects.create(
+        conversation=conversation, role=Message.Role.USER, content=question
+    )
+    answer = Message.objects.create(
+        conversation=conversation,
+        role=Message.Role.ASSISTANT,
+        question=asked,
+        status=Message.Status.PENDING,
+    )
+    if not conversation.title:
+        conversation.title = _title(question)
+    conversation.updated_at = timezone.now()
+    conversation.save(update_fields=["title", "updated_at"])
+    return asked, answer
+
+
+@transaction.atomic
+def conversation_start(
+    *, user_id: int, knowledge_base: KnowledgeBase, text: str
+) -> tuple[Conversation, Message]:
+    """A new conversation with its first question (validated before anything is written)."""
+    question = question_clean(text)
+    conversation = Conversation.objects.create(
+        account_id=knowledge_base.account_id, user_id=user_id, knowledge_base=knowledge_base
+    )
+    _, answer = question_ask(conversation=conversation, text=question)
+    return conversation, answer

@@ -1,0 +1,66 @@
+"""The answer stream: an async SSE view (tokens, heartbeats, then the final answer).
+
+Events: ``token`` (a piece of text, HTML-escaped, for appending), ``failed`` (a
+short, readable reason when the answer ended in an error) and ``done`` (the
+answer's final HTML, after the citation check; the client closes on it).
+Comment lines are heartbeats, so proxies and browsers keep the connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.template.loader import render_to_string
+
+from chat.models import Message
+from chat.presentation import problem_text
+from chat.rendering import streamed_text_html
+from chat.selectors.conversations import message_for_user
+from chat.services.answers import Finished, Token, answer_stream
+from chat.streaming import Heartbeat, Relay
+
+
+def sse_event(event: str, data: str) -> str:
+    """One SSE event; every line of ``data`` gets its own ``data:`` field."""
+    lines = "\n".join(f"data: {line}" for line in data.split("\n"))
+    return f"event: {event}\n{lines}\n\n"
+
+
+def _final_html(request: HttpRequest, message_id: int) -> tuple[str, str]:
+    message = message_for_user(user=request.user, message_id=message_id)
+    html = render_to_string("chat/conversation.html#message", {"message": message}, request=request)
+    failed = problem_text(message) if message.status == Message.Status.FAILED else ""
+    # Blank lines would each cost a "data:" line on the wire.
+    return "\n".join(line for line in html.splitlines() if line.strip()), failed
+
+
+async def answer_events(
+    request: HttpRequest, message_id: int
+) -> HttpResponse | StreamingHttpResponse:
+    user = await request.auser()
+    if not user.is_authenticated:
+        return HttpResponse("Log in to read answers.", status=403, content_type="text/plain")
+    request.user = user
+    message = await sync_to_async(message_for_user)(user=user, message_id=message_id)
+    relay = Relay(lambda cancelled: answer_stream(message_id=message.pk, cancelled=cancelled))
+
+    async def body() -> AsyncIterator[str]:
+        yield "retry: 3000\n\n"
+        async for item in relay.events(heartbeat=settings.CAIRN_SSE_HEARTBEAT_SECONDS):
+            if isinstance(item, Heartbeat):
+                yield ": heartbeat\n\n"
+            elif isinstance(item, Token):
+                yield sse_event("token", streamed_text_html(item.text))
+            elif isinstance(item, Finished):
+                html, failed = await sync_to_async(_final_html)(request, item.message_id)
+                if failed:
+                    yield sse_event("failed", failed)
+                yield sse_event("done", html)
+
+    response = StreamingHttpResponse(body(), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache, no-transform"
+    response["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
+    return response

@@ -1,0 +1,102 @@
+"""Serving a blocking event stream to an async view without a thread per connection.
+
+Generation is synchronous (the gateway, the ORM, the embedder), so it runs on a
+bounded pool of CAIRN_ANSWER_THREADS threads per web process. The SSE
+connection itself is a coroutine: it awaits an asyncio queue the generating
+thread feeds, sends heartbeats while it waits, and when the client goes away
+(Django cancels the response) it sets the cancel flag the generator polls
+between tokens, which closes the provider call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from django.conf import settings
+from django.db import close_old_connections, connection
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(
+                max_workers=settings.CAIRN_ANSWER_THREADS, thread_name_prefix="cairn-answer"
+            )
+        return _pool
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """Nothing happened for a while; the connection should say it is alive."""
+
+
+@dataclass(frozen=True)
+class _Failed:
+    error: BaseException
+
+
+class _End:
+    pass
+
+
+class Relay(Generic[T]):
+    """Items of ``produce(cancelled)``, produced on a pool thread, awaited here."""
+
+    def __init__(self, produce: Callable[[Callable[[], bool]], Iterator[T]]) -> None:
+        self._produce = produce
+        self._cancel = threading.Event()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def _run(self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[Any]) -> None:
+        def put(item: object) -> None:
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+            except RuntimeError:  # the loop is gone (server shutting down)
+                self._cancel.set()
+
+        close_old_connections()
+        try:
+            for item in self._produce(self._cancel.is_set):
+                put(item)
+        except BaseException as exc:  # handed to the coroutine, which re-raises it
+            put(_Failed(exc))
+        finally:
+            put(_End())
+            connection.close()  # this thread's connection; the pool thread lives on
+
+    async def events(self, *, heartbeat: float) -> AsyncIterator[T | Heartbeat]:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        loop.run_in_executor(_executor(), self._run, loop, queue)
+        try:
+            while True:
+                try:
+                    item = await asyncio.wait_for(queue.get(), timeout=heartbeat)
+                except TimeoutError:
+                    yield Heartbeat()
+                    continue
+                if isinstance(item, _End):
+                    return
+                if isinstance(item, _Failed):
+                    raise item.error
+                yield item
+        finally:
+            # Normal end, client disconnect (CancelledError) or error: the producer stops
+            # at its next check. It is not awaited: a disconnect must not wait on a model.
+            self._cancel.set()
