@@ -510,8 +510,9 @@ CAIRN_CITATION_MIN_SUPPORT = env_float(
 )
 CAIRN_EXTRACTIVE_MIN_CONFIDENCE = env_float(
     "CAIRN_EXTRACTIVE_MIN_CONFIDENCE",
-    0.5,
-    help="The extractive answerer abstains when its best sentence scores below this (0-1).",
+    0.48,
+    help="The extractive answerer abstains when its confidence (0-1: how far its best "
+    "sentence stands out from the rest of the passages) is below this.",
 )
 CAIRN_EXTRACTIVE_MAX_SENTENCES = env_int(
     "CAIRN_EXTRACTIVE_MAX_SENTENCES", 3, help="Most sentences in an extractive answer."

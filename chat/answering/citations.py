@@ -9,7 +9,8 @@ faithful paraphrase (few shared words, close meaning) passes, and so does a
 close quotation. Citations below CAIRN_CITATION_MIN_SUPPORT are dropped; so is
 any citation of a sentence stating a number the passage does not contain
 ("$95" and "$59" embed alike, and numbers are where invented facts hurt most).
-A sentence left with no citation is marked ``[?]`` (shown as "not verified").
+A sentence whose citations all fail is marked ``[?]`` (shown as "not verified");
+sentences that cite nothing (a preamble, a transition) are left as they are.
 An answer with no supported citation at all has no grounded content: the
 pipeline turns it into the abstention.
 """

@@ -20,9 +20,11 @@ import numpy as np
 from django.conf import settings
 
 from chat.answering.sentence_scoring import (
-    DEFAULT_WEIGHTS,
+    CONFIDENCE,
+    SELECTION,
+    Blend,
     ScoredCandidate,
-    ScoringWeights,
+    content_terms,
     score_candidates,
     unmentioned_names,
 )
@@ -35,14 +37,16 @@ from kb.embeddings.tokens import count_tokens
 
 # A further sentence joins the answer only if it scores at least this share of the
 # best one: the answer stays short and on the point.
-RELATIVE_FLOOR = 0.7
+RELATIVE_FLOOR = 0.6
 # Two units sharing this share of their words say the same thing; quote one.
 REDUNDANT_OVERLAP = 0.6
 # Confidence is multiplied by this when the question names something (a product, a
 # standard, a company) that no passage mentions.
 UNMENTIONED_NAME_FACTOR = 0.5
 
-_LIST_MARKER = re.compile(r"^(?:[-*+•◦▪‣–—]|\d{1,3}[.)]|\(\w{1,3}\))\s+")
+# At most this share of the call's time limit goes to pausing between words.
+PACING_SHARE = 0.25
+
 _WORD_WITH_SPACE = re.compile(r"\S+\s*")
 
 
@@ -72,12 +76,14 @@ class ExtractiveAnswerer:
         token_delay: float | None = None,
         min_confidence: float | None = None,
         max_sentences: int | None = None,
-        weights: ScoringWeights = DEFAULT_WEIGHTS,
+        selection: Blend = SELECTION,
+        confidence: Blend = CONFIDENCE,
     ) -> None:
         self.token_delay = token_delay
         self.min_confidence = min_confidence
         self.max_sentences = max_sentences
-        self.weights = weights
+        self.selection = selection
+        self.confidence = confidence
 
     def stream(
         self, request: CompletionRequest, *, model: str, timeouts: CallTimeouts
@@ -88,8 +94,10 @@ class ExtractiveAnswerer:
         """
         answer = self.answer(request.question, request.passages)
         yield Start("local", model)
-        delay = self._token_delay()
-        for index, word in enumerate(_WORD_WITH_SPACE.findall(answer.text)):
+        words = _WORD_WITH_SPACE.findall(answer.text)
+        # Pacing is for the eye; it must never be what makes the call time out.
+        delay = min(self._token_delay(), timeouts.total * PACING_SHARE / max(1, len(words)))
+        for index, word in enumerate(words):
             if index and delay > 0:
                 time.sleep(delay)
             yield TextDelta(word)
@@ -115,7 +123,8 @@ class ExtractiveAnswerer:
                 passages,
                 model_id=model_id,
                 question_vector=_question_vector(model_id, question),
-                weights=self.weights,
+                selection=self.selection,
+                confidence=self.confidence,
             )
         except EmbeddingError as exc:
             raise ProviderError(
@@ -125,11 +134,11 @@ class ExtractiveAnswerer:
             ) from exc
         if not scored:
             return ExtractiveAnswer(ABSTENTION_TEXT, 0.0)
-        confidence = answer_confidence(scored[0], question, passages)
+        confidence = answer_confidence(scored, question, passages)
         if confidence < self._min_confidence():
             return ExtractiveAnswer(ABSTENTION_TEXT, confidence)
-        chosen = select_sentences(scored, max_sentences=self._max_sentences())
-        return ExtractiveAnswer(compose_answer(chosen), confidence, tuple(chosen))
+        chosen = select_sentences(scored, question, max_sentences=self._max_sentences())
+        return ExtractiveAnswer(compose_answer(chosen, question), confidence, tuple(chosen))
 
     def _token_delay(self) -> float:
         if self.token_delay is not None:
@@ -153,31 +162,44 @@ def _question_vector(model_id: str, question: str) -> np.ndarray:
 
 
 def answer_confidence(
-    best: ScoredCandidate, question: str, passages: Sequence[ContextPassage]
+    scored: Sequence[ScoredCandidate], question: str, passages: Sequence[ContextPassage]
 ) -> float:
     """How sure the answerer is that the passages answer the question (0-1).
 
-    The best unit's score, halved when the question names something the passages
-    never mention: then they are at best about a neighbouring topic.
+    The highest unit confidence, halved when the question names something the
+    passages never mention: then they are at best about a neighbouring topic.
     """
+    best = max(s.confidence for s in scored)
     if unmentioned_names(question, passages):
-        return best.score * UNMENTIONED_NAME_FACTOR
-    return best.score
+        return best * UNMENTIONED_NAME_FACTOR
+    return best
 
 
 def select_sentences(
-    scored: Sequence[ScoredCandidate], *, max_sentences: int
+    scored: Sequence[ScoredCandidate], question: str, *, max_sentences: int
 ) -> list[ScoredCandidate]:
     """The best unit, plus up to ``max_sentences - 1`` others nearly as good that add
-    something new, in reading order (passage number, then position)."""
+    something new, in reading order (passage number, then position).
+
+    A further unit must name the same numbers and codes of the question as the best
+    one: for "LDG-409", the rows of LDG-401 and LDG-404 are neighbours, not answers.
+    """
     best = scored[0]
+    identifiers = {term for term in content_terms(question) if _is_identifier(term)}
+    required = identifiers & (best.terms | best.heading_terms)
     chosen = [best]
     for candidate in scored[1:]:
         if len(chosen) >= max_sentences or candidate.score < best.score * RELATIVE_FLOOR:
             break
+        if not required <= candidate.terms | candidate.heading_terms:
+            continue
         if not any(_redundant(candidate, other) for other in chosen):
             chosen.append(candidate)
     return sorted(chosen, key=lambda s: (s.candidate.passage_number, s.candidate.position))
+
+
+def _is_identifier(term: str) -> bool:
+    return any(char.isdigit() for char in term)
 
 
 def _redundant(one: ScoredCandidate, other: ScoredCandidate) -> bool:
@@ -187,13 +209,53 @@ def _redundant(one: ScoredCandidate, other: ScoredCandidate) -> bool:
     return overlap >= REDUNDANT_OVERLAP
 
 
-def compose_answer(chosen: Sequence[ScoredCandidate]) -> str:
+def compose_answer(chosen: Sequence[ScoredCandidate], question: str) -> str:
     """Each quoted unit followed by its citation: "Text of the sentence. [2]"."""
-    return " ".join(
-        f"{quote_text(s.candidate.text)} [{s.candidate.passage_number}]" for s in chosen
-    )
+    asked = frozenset(content_terms(question))
+    return " ".join(f"{quote(s, asked)} [{s.candidate.passage_number}]" for s in chosen)
 
 
-def quote_text(text: str) -> str:
-    """A unit as it reads in an answer: list marker dropped, whitespace collapsed."""
-    return " ".join(_LIST_MARKER.sub("", text).split())
+def quote(scored: ScoredCandidate, asked: frozenset[str]) -> str:
+    """A unit as it reads in an answer.
+
+    Whitespace (column gaps too) is collapsed; a table row names its columns; and a
+    unit whose heading holds a number the question asks about ("Released April 21,
+    2026" under "Version 4.3") is introduced by that heading.
+    """
+    candidate = scored.candidate
+    text = " ".join(candidate.text.split())
+    if candidate.is_row and candidate.context:
+        text = labelled_row(candidate.text, candidate.context)
+    # Only numbers and codes are worth a prefix: "Version 4.3", not "Payment methods".
+    needed = {term for term in asked & scored.heading_terms if _is_identifier(term)}
+    if needed and needed <= frozenset(content_terms(candidate.section)):
+        text = f"{candidate.section} — {text}"
+    return text
+
+
+def labelled_row(row: str, header: str) -> str:
+    """A table row with its columns named: "Annual billing | $190 / year | $590 / year"
+    under "| Starter | Growth" reads "Annual billing — Starter: $190 / year; Growth:
+    $590 / year". Rows whose cells do not line up with the header's stay as they are."""
+    cells = _cells(row)
+    names = _cells(header)
+    if len(names) == len(cells) - 1:
+        names = ["", *names]  # the header has no name for the row-label column
+    if len(names) != len(cells) or len(cells) < 2:
+        return " ".join(row.split())
+    label, *values = cells
+    pairs = [
+        f"{name}: {value}" if name else value for name, value in zip(names[1:], values, strict=True)
+    ]
+    # "…in this workspace.; How to fix it: …" reads badly: no full stop before a semicolon.
+    return f"{label} — " + "; ".join([pair.rstrip(".") for pair in pairs[:-1]] + pairs[-1:])
+
+
+def _cells(line: str) -> list[str]:
+    parts = line.split("|") if "|" in line else re.split(r"\s{2,}", line)
+    cells = [" ".join(part.split()) for part in parts]
+    if cells and not cells[0] and line.lstrip().startswith("|"):
+        cells = cells[1:]
+    if cells and not cells[-1] and line.rstrip().endswith("|"):
+        cells = cells[:-1]
+    return cells

@@ -2,16 +2,24 @@
 
 The extractive answerer has no language model: it can only quote. So the work is
 (1) cutting passages into quotable units — sentences, list items, table rows —
-(2) scoring each against the question, and (3) deciding whether the best score
-is good enough to quote at all. Two signals, because each fails alone:
+(2) scoring each against the question, and (3) deciding whether the best one is
+an answer at all. The signals, because each fails alone:
 
-- **meaning**: cosine similarity of question and sentence embeddings finds
-  paraphrases that share no words ("auditors" for "Viewer seats");
+- **meaning**: cosine similarity of question and unit embeddings finds paraphrases
+  that share no words ("auditors" for "Viewer seats");
+- **lift**: how far a unit's similarity stands out from the median unit of the
+  passages. Every passage retrieved for a question is similar to it, answerable or
+  not; an answer is the unit that stands out from its neighbours. This is the
+  signal that best tells "answered" from "merely on the topic";
 - **words**: IDF-weighted coverage of the question's content words catches exact
-  facts the embedding blurs (error codes, plan names, numbers), and its gaps are
-  the best sign that the passages talk *around* the question without answering it.
+  facts the embedding blurs (error codes, plan names, numbers);
+- **answer type**: "how many / when" wants a number, and a unit without one is
+  rarely the answer;
+- **retrieval rank** of the unit's passage, a small prior.
 
-A small prior for the passage's retrieval rank breaks ties in retrieval's favour.
+Two blends of them: ``SELECTION`` orders units for quoting, ``CONFIDENCE`` decides
+whether to quote at all (with ``unmentioned_names``: a question naming something no
+passage mentions is not answered by them).
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -44,6 +52,8 @@ QUESTION_STOP_WORDS = ENGLISH_STOP_WORDS | frozenset(
 # A unit shorter than this many content words is a fragment, unless it carries a
 # number or is a table row (where "Storage | 50 GB" is the whole fact).
 MIN_CONTENT_WORDS = 3
+# How much more a question term with digits weighs than a word.
+NUMBER_WEIGHT = 2.0
 # Headings are short and unpunctuated; at most this many words.
 MAX_HEADING_WORDS = 8
 
@@ -59,7 +69,7 @@ class Candidate:
 
     ``text`` is what the answer quotes; ``context`` is what the unit needs to be
     understood but does not say itself (a table's header row, the lead-in sentence
-    of a list), used for scoring only.
+    of a list); ``section`` is the innermost heading it sits under.
     """
 
     passage_number: int
@@ -68,19 +78,11 @@ class Candidate:
     text: str
     context: str = ""
     is_row: bool = False
+    section: str = ""
 
     @property
     def scoring_text(self) -> str:
         return f"{self.context}\n{self.text}" if self.context else self.text
-
-
-@dataclass(frozen=True)
-class ScoredCandidate:
-    candidate: Candidate
-    score: float  # 0-1, the confidence that this unit answers the question
-    semantic: float  # cosine similarity with the question
-    coverage: float  # IDF-weighted share of the question's content words present
-    terms: frozenset[str] = field(default_factory=frozenset)
 
 
 # --- cutting passages into units ----------------------------------------------------
@@ -98,6 +100,7 @@ def _passage_units(passage: ContextPassage, rank: int) -> list[Candidate]:
     headings = {_squash(part) for part in passage.heading_path.split(">")} | {
         _squash(passage.title)
     }
+    section = passage.heading_path.rsplit(">", 1)[-1].strip() or passage.title.strip()
     units: list[Candidate] = []
     header = ""  # the current table's header row
     lead_in = ""  # the sentence ending in ":" that introduced the current list
@@ -112,10 +115,15 @@ def _passage_units(passage: ContextPassage, rank: int) -> list[Candidate]:
         if _is_heading(text, headings, followed=index + 1 < len(lines)):
             lead_in = ""
             continue
-        is_item = bool(_LIST_MARKER.match(text))
+        marker = _LIST_MARKER.match(text)
+        is_item = marker is not None
         context = header if is_row else (lead_in if is_item else "")
-        if _is_answer_sized(text, is_row):
-            units.append(Candidate(passage.number, rank, len(units), text, context, is_row))
+        quote = text[marker.end() :] if marker else text  # "2. Enter a name" -> "Enter a name"
+        # A lead-in ("We accept:") only announces the list that answers; it is context.
+        if _is_answer_sized(quote, is_row) and not text.endswith(":"):
+            units.append(
+                Candidate(passage.number, rank, len(units), quote, context, is_row, section)
+            )
         if text.endswith(":"):
             lead_in = text
         elif not is_item:
@@ -129,11 +137,17 @@ def _unit_texts(text: str) -> list[str]:
     Parsers join wrapped prose into one line, so a line break left inside a sentence
     span means layout: a plain-text table, a key/value block, code. A line starting
     in lower case after a line without column gaps is still wrapped prose, though,
-    and is joined back.
+    and is joined back. A table row is one line whatever sentences its cells hold.
     """
     units: list[str] = []
+    previous_end = -1
     for start, end in sentence_spans(text):
         span = text[start:end]
+        same_line = previous_end >= 0 and "\n" not in text[previous_end:start]
+        previous_end = end
+        if same_line and units and "|" in units[-1] and "\n" not in span:
+            units[-1] = f"{units[-1]} {span}"
+            continue
         if "\n" not in span:
             units.append(span)
             continue
@@ -224,11 +238,13 @@ def term_weights(question: Sequence[str], units: Sequence[frozenset[str]]) -> di
 
     A term in every unit ("ledgerly") tells nothing; a term in none of them keeps the
     highest weight, so a question whose key word the passages never mention cannot
-    be well covered.
+    be well covered. Numbers and codes ("503", "v1", "4") weigh double: embeddings
+    barely tell "LDG-503" from "LDG-500", so words must.
     """
     count = len(units)
     return {
         term: math.log(1.0 + (count + 1) / (1 + sum(term in unit for unit in units)))
+        * (NUMBER_WEIGHT if any(char.isdigit() for char in term) else 1.0)
         for term in set(question)
     }
 
@@ -267,14 +283,15 @@ def embed_texts(model_id: str, texts: Sequence[str]) -> npt.NDArray[np.float32]:
     return np.asarray(found, dtype=np.float32).reshape(len(texts), -1)
 
 
-def semantic_text(candidate: Candidate, passage: ContextPassage) -> str:
+def semantic_text(candidate: Candidate) -> str:
     """What is embedded for a unit: its section name, its context, itself.
 
     "Released April 21, 2026" only answers "when was 4.3 released" under the
     heading "Version 4.3"; the heading is where that meaning lives.
     """
-    section = passage.heading_path.rsplit(">", 1)[-1].strip() or passage.title
-    return f"{section}: {candidate.scoring_text}" if section else candidate.scoring_text
+    if candidate.section:
+        return f"{candidate.section}: {candidate.scoring_text}"
+    return candidate.scoring_text
 
 
 # --- answer type --------------------------------------------------------------------
@@ -337,29 +354,90 @@ def unmentioned_names(question: str, passages: Sequence[ContextPassage]) -> list
 
 
 @dataclass(frozen=True)
-class ScoringWeights:
-    """How the signals combine into one 0-1 score. Tuned on the demo golden set
-    (see the answerer's README entry); each weight is a share of the whole."""
+class Signals:
+    """What is known about one unit, each on a 0-1 scale."""
 
-    semantic: float = 0.10  # question-unit cosine similarity, rescaled to 0-1
-    lift: float = 0.50  # how far the unit stands out from the passages' median similarity
-    lift_ceiling: float = 0.4  # a lift that counts as 1
-    coverage: float = 0.30  # IDF-weighted share of question words in the unit
-    rank_prior: float = 0.10  # 1 / (1 + retrieval rank of the unit's passage)
-    heading_words: float = 0.5  # a question word found only in the unit's headings counts this much
-    semantic_floor: float = 0.15  # cosine similarity that counts as 0 (unrelated English text)
-    semantic_ceiling: float = 0.85  # and as 1
-    missing_quantity: float = 0.15  # subtracted when a "how many/when" question meets no number
+    similarity: float  # question-unit cosine similarity, rescaled by SignalScales
+    lift: float  # how far the unit stands out from the passages' other units (0: not at all)
+    coverage: float  # IDF-weighted share of the question's words in the unit (or its headings)
+    rank_prior: float  # 1 / (1 + retrieval rank of the unit's passage)
+    quantity_missing: bool  # a "how many / when" question, and the unit states no number
 
 
-DEFAULT_WEIGHTS = ScoringWeights()
+@dataclass(frozen=True)
+class Blend:
+    """How signals combine into one 0-1 score; weights are shares of the whole."""
+
+    similarity: float
+    lift: float
+    coverage: float
+    rank_prior: float
+    missing_quantity: float  # subtracted when ``quantity_missing``
+
+    def score(self, signals: Signals) -> float:
+        value = (
+            self.similarity * signals.similarity
+            + self.lift * signals.lift
+            + self.coverage * signals.coverage
+            + self.rank_prior * signals.rank_prior
+        )
+        if signals.quantity_missing:
+            value -= self.missing_quantity
+        return min(1.0, max(0.0, value))
 
 
-def rescaled_similarity(cosine: float, weights: ScoringWeights) -> float:
-    """Map cosine similarity onto 0-1: MiniLM puts unrelated sentences near 0.15,
-    a paraphrase near 0.85."""
-    span = weights.semantic_ceiling - weights.semantic_floor
-    return min(1.0, max(0.0, (cosine - weights.semantic_floor) / span))
+# Choosing what to quote: a unit that is close in meaning *and* holds the question's
+# words is the answer; similarity alone prefers fluent neighbours, words alone prefer
+# sentences that merely repeat the question. Tuned on the demo golden set.
+SELECTION = Blend(similarity=0.3, lift=0.3, coverage=0.3, rank_prior=0.1, missing_quantity=0.15)
+# Deciding whether to answer at all: only how far the best unit stands out from the rest
+# tells an answer from text that is merely on the topic (every passage retrieved for a
+# question is similar to it, answerable or not). Tuned on the demo golden set.
+CONFIDENCE = Blend(similarity=0.0, lift=0.7, coverage=0.2, rank_prior=0.1, missing_quantity=0.15)
+
+
+@dataclass(frozen=True)
+class SignalScales:
+    """Where the raw measurements sit for MiniLM on short sentences."""
+
+    similarity_floor: float = 0.15  # cosine similarity of unrelated English text: 0
+    similarity_ceiling: float = 0.85  # of a paraphrase: 1
+    lift_ceiling: float = 0.4  # a unit this far above the background: 1
+    background_prior: float = 0.25  # similarity of an off-topic unit, when units are few
+    background_weight: float = 5.0  # how many units that prior counts as
+    heading_words: float = 0.5  # a question word only in the unit's headings counts this much
+
+
+SCALES = SignalScales()
+
+
+@dataclass(frozen=True)
+class ScoredCandidate:
+    candidate: Candidate
+    score: float  # SELECTION blend: how well this unit answers the question
+    confidence: float  # CONFIDENCE blend: how surely it is an answer at all
+    signals: Signals
+    terms: frozenset[str]  # the unit's content terms (stemmed)
+    heading_terms: frozenset[str]  # its passage's heading and title terms, less ``terms``
+
+
+def background_similarity(similarities: npt.NDArray[np.float64], scales: SignalScales) -> float:
+    """What a unit of these passages that does not answer the question scores.
+
+    The median unit of six retrieved passages is on the topic but not the answer, so
+    an answer has to stand out from it: a question the passages do not answer finds
+    many units about as similar as its best one. Few units make a poor median, so it
+    is pulled towards a fixed prior, as if ``background_weight`` more units scored that.
+    """
+    count = len(similarities)
+    median = float(np.median(similarities)) if count else scales.background_prior
+    return (count * median + scales.background_weight * scales.background_prior) / (
+        count + scales.background_weight
+    )
+
+
+def _unit_scale(value: float, low: float, high: float) -> float:
+    return min(1.0, max(0.0, (value - low) / (high - low)))
 
 
 def score_candidates(
@@ -368,47 +446,50 @@ def score_candidates(
     *,
     model_id: str,
     question_vector: npt.NDArray[np.floating],
-    weights: ScoringWeights = DEFAULT_WEIGHTS,
+    selection: Blend = SELECTION,
+    confidence: Blend = CONFIDENCE,
+    scales: SignalScales = SCALES,
 ) -> list[ScoredCandidate]:
-    """Every unit of the passages with its score, best first."""
+    """Every unit of the passages with its scores, the best answer first."""
     candidates = candidate_sentences(passages)
     if not candidates:
         return []
-    by_number = {passage.number: passage for passage in passages}
+    heading_of = {
+        passage.number: frozenset(content_terms(f"{passage.title} {passage.heading_path}"))
+        for passage in passages
+    }
     own = [frozenset(content_terms(c.scoring_text)) for c in candidates]
-    headings = [
-        frozenset(
-            content_terms(
-                f"{by_number[c.passage_number].title} {by_number[c.passage_number].heading_path}"
-            )
-        )
-        for c in candidates
-    ]
+    headings = [heading_of[c.passage_number] for c in candidates]
     idf = term_weights(content_terms(question), own)
-    vectors = embed_texts(
-        model_id, [semantic_text(c, by_number[c.passage_number]) for c in candidates]
-    )
+    vectors = embed_texts(model_id, [semantic_text(c) for c in candidates])
     similarities = cosine_similarities(question_vector, vectors)
-    background = float(np.median(similarities))
+    background = background_similarity(similarities, scales)
     wants_quantity = expects_quantity(question)
     scored = []
     for candidate, terms, heading, similarity in zip(
         candidates, own, headings, similarities, strict=True
     ):
-        coverage = keyword_coverage(idf, terms) + weights.heading_words * keyword_coverage(
-            idf, heading - terms
+        signals = Signals(
+            similarity=_unit_scale(
+                float(similarity), scales.similarity_floor, scales.similarity_ceiling
+            ),
+            lift=_unit_scale(float(similarity) - background, 0.0, scales.lift_ceiling),
+            coverage=min(
+                1.0,
+                keyword_coverage(idf, terms)
+                + scales.heading_words * keyword_coverage(idf, heading - terms),
+            ),
+            rank_prior=1.0 / (1 + candidate.passage_rank),
+            quantity_missing=wants_quantity and not states_quantity(candidate.text),
         )
-        score = (
-            weights.semantic * rescaled_similarity(float(similarity), weights)
-            + weights.lift * min(1.0, max(0.0, (similarity - background) / weights.lift_ceiling))
-            + weights.coverage * coverage
-            + weights.rank_prior / (1 + candidate.passage_rank)
-        )
-        if wants_quantity and not states_quantity(candidate.text):
-            score -= weights.missing_quantity
         scored.append(
             ScoredCandidate(
-                candidate, max(0.0, min(1.0, score)), float(similarity), coverage, terms
+                candidate,
+                selection.score(signals),
+                confidence.score(signals),
+                signals,
+                terms,
+                heading - terms,
             )
         )
     scored.sort(key=lambda s: (-s.score, s.candidate.passage_rank, s.candidate.position))

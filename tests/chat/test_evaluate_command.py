@@ -64,7 +64,7 @@ def test_evaluate_reports_every_mode_and_gates_on_hybrid(tmp_path) -> None:
     assert hybrid["questions"] == 2 and hybrid["hit_at_5"] == 1.0 and hybrid["mrr_at_10"] == 1.0
     assert not Account.objects.filter(slug__startswith="eval-").exists(), "throwaway kb removed"
 
-    with pytest.raises(CommandError, match="retrieval regressed: hybrid MRR@10 1.000 < 1.1"):
+    with pytest.raises(CommandError, match="evaluation below its gates: hybrid MRR@10 1.000 < 1.1"):
         call_command("evaluate", questions=questions, docs=docs, min_mrr=1.1, stdout=io.StringIO())
 
 

@@ -1,0 +1,136 @@
+"""Answer quality on a golden set: the whole pipeline, question by question.
+
+For answerable questions: does the answer contain an expected answer string
+(answer-contains), and, when it answered, does a passage it cites contain one
+(citation precision)? How often did it wrongly abstain (false abstention)? For
+unanswerable questions: how often did it abstain? Plus time to first token.
+Strings are compared case-insensitively with whitespace collapsed.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+
+from chat.answering.pipeline import AnswerOutcome, AnswerRequest, answer_compose
+from chat.llm.gateway import LlmGateway
+from chat.llm.providers.base import Provider
+from chat.llm.providers.registry import configured_providers
+from kb.evaluation.golden import GoldenQuestion
+from kb.evaluation.metrics import percentile
+from kb.models import KnowledgeBase
+
+
+def _norm(text: str) -> str:
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
+def contains_answer(text: str, answers: Sequence[str]) -> bool:
+    normalised = _norm(text)
+    return any(_norm(answer) in normalised for answer in answers)
+
+
+@dataclass(frozen=True)
+class AnswerCase:
+    question: str
+    answerable: bool
+    status: str
+    answer: str
+    contains_answer: bool | None  # None: no expected strings, or unanswerable
+    citations_contain_answer: bool | None  # None: not answered, or nothing to look for
+    time_to_first_token_ms: float | None
+
+
+@dataclass
+class AnswerReport:
+    questions: int = 0
+    answerable: int = 0
+    unanswerable: int = 0
+    answer_contains: float = 0.0
+    citation_precision: float = 0.0
+    abstention_rate: float | None = None  # on unanswerable questions
+    false_abstention_rate: float = 0.0  # on answerable questions
+    ttft_p50_ms: float = 0.0
+    ttft_p95_ms: float = 0.0
+    cases: list[AnswerCase] = field(default_factory=list)
+
+    def as_dict(self, *, with_cases: bool = False) -> dict[str, object]:
+        data = asdict(self)
+        if not with_cases:
+            data.pop("cases")
+        return data
+
+
+def _case(question: GoldenQuestion, outcome: AnswerOutcome) -> AnswerCase:
+    answered = outcome.status == "done"
+    expected = question.answers if question.answerable else ()
+    return AnswerCase(
+        question=question.question,
+        answerable=question.answerable,
+        status=outcome.status,
+        answer=outcome.text,
+        contains_answer=contains_answer(outcome.text, expected) if expected else None,
+        citations_contain_answer=(
+            any(contains_answer(source.chunk.text, expected) for source in outcome.cited)
+            if expected and answered
+            else None
+        ),
+        time_to_first_token_ms=outcome.time_to_first_token_ms,
+    )
+
+
+def _share(flags: Sequence[bool]) -> float:
+    return sum(flags) / len(flags) if flags else 0.0
+
+
+def report_from(cases: Sequence[AnswerCase]) -> AnswerReport:
+    answerable = [c for c in cases if c.answerable]
+    unanswerable = [c for c in cases if not c.answerable]
+    ttfts = [c.time_to_first_token_ms for c in cases if c.time_to_first_token_ms is not None]
+    return AnswerReport(
+        questions=len(cases),
+        answerable=len(answerable),
+        unanswerable=len(unanswerable),
+        answer_contains=_share(
+            [bool(c.contains_answer) for c in answerable if c.contains_answer is not None]
+        ),  # fmt: skip
+        citation_precision=_share(
+            [
+                bool(c.citations_contain_answer)
+                for c in answerable
+                if c.citations_contain_answer is not None
+            ]
+        ),  # fmt: skip
+        abstention_rate=(
+            _share([c.status == "abstained" for c in unanswerable]) if unanswerable else None
+        ),
+        false_abstention_rate=_share([c.status == "abstained" for c in answerable]),
+        ttft_p50_ms=percentile(ttfts, 50) if ttfts else 0.0,
+        ttft_p95_ms=percentile(ttfts, 95) if ttfts else 0.0,
+        cases=list(cases),
+    )
+
+
+def answers_evaluate(
+    *,
+    knowledge_base: KnowledgeBase,
+    questions: Sequence[GoldenQuestion],
+    providers: Mapping[str, Provider] | None = None,
+    on_progress: Callable[[], None] | None = None,
+) -> AnswerReport:
+    """Ask every question through the answer pipeline (caches off, nothing persisted)."""
+    gateway = LlmGateway(providers=providers if providers is not None else configured_providers())
+    cases = []
+    for question in questions:
+        outcome = AnswerOutcome()
+        request = AnswerRequest(
+            account=knowledge_base.account, knowledge_base=knowledge_base,
+            question=question.question, use_cache=False, feature="evaluation",
+        )  # fmt: skip
+        for _ in answer_compose(request, outcome, gateway=gateway):
+            pass
+        cases.append(_case(question, outcome))
+        if on_progress:
+            on_progress()
+    return report_from(cases)
