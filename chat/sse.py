@@ -8,10 +8,12 @@ Comment lines are heartbeats, so proxies and browsers keep the connection.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import ParamSpec, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import connection
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.template.loader import render_to_string
 
@@ -21,6 +23,23 @@ from chat.rendering import streamed_text_html
 from chat.selectors.conversations import message_for_user
 from chat.services.answers import Finished, Token, answer_stream
 from chat.streaming import Heartbeat, Relay
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _closing(function: Callable[P, R]) -> Callable[P, R]:
+    """Run ``function`` and close the database connection it used: a stream may stay open
+    for minutes, and must not hold a PostgreSQL connection all that time."""
+
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return function(*args, **kwargs)
+        finally:
+            connection.close()
+
+    return run
 
 
 def sse_event(event: str, data: str) -> str:
@@ -37,14 +56,19 @@ def _final_html(request: HttpRequest, message_id: int) -> tuple[str, str]:
     return "\n".join(line for line in html.splitlines() if line.strip()), failed
 
 
+def _asked_message(request: HttpRequest, message_id: int) -> Message | None:
+    """The message, if the session's user asked it (None: not logged in; 404: not theirs)."""
+    if not request.user.is_authenticated:  # loads the session and the user
+        return None
+    return message_for_user(user=request.user, message_id=message_id)
+
+
 async def answer_events(
     request: HttpRequest, message_id: int
 ) -> HttpResponse | StreamingHttpResponse:
-    user = await request.auser()
-    if not user.is_authenticated:
+    message = await sync_to_async(_closing(_asked_message))(request, message_id)
+    if message is None:
         return HttpResponse("Log in to read answers.", status=403, content_type="text/plain")
-    request.user = user
-    message = await sync_to_async(message_for_user)(user=user, message_id=message_id)
     relay = Relay(lambda cancelled: answer_stream(message_id=message.pk, cancelled=cancelled))
 
     async def body() -> AsyncIterator[str]:
@@ -55,7 +79,7 @@ async def answer_events(
             elif isinstance(item, Token):
                 yield sse_event("token", streamed_text_html(item.text))
             elif isinstance(item, Finished):
-                html, failed = await sync_to_async(_final_html)(request, item.message_id)
+                html, failed = await sync_to_async(_closing(_final_html))(request, item.message_id)
                 if failed:
                     yield sse_event("failed", failed)
                 yield sse_event("done", html)

@@ -25,16 +25,23 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+THREAD_NAME_PREFIX = "cairn-answer"
+
 _pool: ThreadPoolExecutor | None = None
+_pool_size = 0
 _pool_lock = threading.Lock()
 
 
 def _executor() -> ThreadPoolExecutor:
-    global _pool
+    """The process's generation pool (rebuilt if CAIRN_ANSWER_THREADS changed, for tests)."""
+    global _pool, _pool_size
     with _pool_lock:
-        if _pool is None:
+        if _pool is None or _pool_size != settings.CAIRN_ANSWER_THREADS:
+            if _pool is not None:
+                _pool.shutdown(wait=False)
+            _pool_size = settings.CAIRN_ANSWER_THREADS
             _pool = ThreadPoolExecutor(
-                max_workers=settings.CAIRN_ANSWER_THREADS, thread_name_prefix="cairn-answer"
+                max_workers=_pool_size, thread_name_prefix=THREAD_NAME_PREFIX
             )
         return _pool
 

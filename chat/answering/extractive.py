@@ -210,9 +210,18 @@ def _redundant(one: ScoredCandidate, other: ScoredCandidate) -> bool:
 
 
 def compose_answer(chosen: Sequence[ScoredCandidate], question: str) -> str:
-    """Each quoted unit followed by its citation: "Text of the sentence. [2]"."""
+    """Each quoted unit followed by its citation: "Text of the sentence. [2]".
+
+    Every unit ends in a full stop, so that it reads as a sentence of its own and
+    the citation check, which splits answers into sentences, checks each quote
+    against its own passage ("Storage — Growth: 50 GB [2] Exports…" would be one).
+    """
     asked = frozenset(content_terms(question))
-    return " ".join(f"{quote(s, asked)} [{s.candidate.passage_number}]" for s in chosen)
+    return " ".join(f"{_full_stop(quote(s, asked))} [{s.candidate.passage_number}]" for s in chosen)
+
+
+def _full_stop(text: str) -> str:
+    return text if text.endswith((".", "!", "?", "…")) else f"{text}."
 
 
 def quote(scored: ScoredCandidate, asked: frozenset[str]) -> str:

@@ -3,6 +3,7 @@ OpenAI SDK inside talking to a fake OpenAI-compatible server on loopback."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 
@@ -14,6 +15,7 @@ from django.test import Client
 from chat.llm.providers.registry import reset_providers
 from chat.models import LlmCall, LlmRoute, Message
 from chat.services.conversations import conversation_start
+from chat.streaming import THREAD_NAME_PREFIX
 from tests.support.fake_llm import Reply, SlowFirstToken, StreamError, running_fake_llm
 from tests.support.live_server import running_asgi_server
 
@@ -40,11 +42,18 @@ def live():
         yield server
 
 
-def session_for(user) -> httpx2.Client:
+def session_cookie(user) -> dict[str, str]:
     browser = Client()
     browser.force_login(user)
-    cookie = browser.cookies[django_settings.SESSION_COOKIE_NAME].value
-    return httpx2.Client(cookies={django_settings.SESSION_COOKIE_NAME: cookie}, timeout=30)
+    return {
+        django_settings.SESSION_COOKIE_NAME: browser.cookies[
+            django_settings.SESSION_COOKIE_NAME
+        ].value
+    }
+
+
+def session_for(user, cookies: dict[str, str] | None = None) -> httpx2.Client:
+    return httpx2.Client(cookies=cookies or session_cookie(user), timeout=30)
 
 
 def pending_answer(help_kb, staff, question="How much is the Growth plan?") -> Message:
@@ -198,3 +207,36 @@ def test_only_the_asker_may_open_an_answer_stream(help_kb, staff, live) -> None:
     with session_for(colleague) as client:
         assert client.get(url).status_code == 404
     assert Message.objects.get(pk=answer.pk).status == "pending"
+
+
+def test_many_open_streams_share_a_bounded_pool_of_generating_threads(
+    help_kb, staff, fake_llm, live, settings
+) -> None:
+    """Twelve readers at once, two generation threads: the waiting streams hold no thread,
+    and every answer still arrives."""
+    settings.CAIRN_ANSWER_THREADS = 2
+    fake_llm.default = Reply(text=ANSWER, chunks=8, chunk_delay=0.05)
+    answers = [
+        pending_answer(help_kb, staff, f"How much is the Growth plan, take {i}?") for i in range(12)
+    ]
+    most_generating = 0
+    finished: list[str] = []
+
+    def read(answer: Message) -> None:
+        with (
+            session_for(staff) as client,
+            client.stream("GET", f"{live.url}/chat/m/{answer.pk}/stream") as response,
+        ):
+            finished.extend(name for name, _ in events(response.iter_lines()) if name == "done")
+
+    readers = [threading.Thread(target=read, args=(answer,)) for answer in answers]
+    for reader in readers:
+        reader.start()
+    while any(reader.is_alive() for reader in readers):
+        generating = [t for t in threading.enumerate() if t.name.startswith(THREAD_NAME_PREFIX)]
+        most_generating = max(most_generating, len(generating))
+        time.sleep(0.01)
+
+    assert finished == ["done"] * 12
+    assert most_generating <= 2
+    assert Message.objects.filter(pk__in=[a.pk for a in answers], status="done").count() == 12

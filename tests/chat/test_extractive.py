@@ -300,3 +300,22 @@ def test_preformatted_blocks_become_one_unit_per_line() -> None:
     rows = [u for u in units if u.is_row]
     assert [u.text.split()[0] for u in rows] == ["Starter", "Growth"]
     assert all(u.context.startswith("Plan") for u in rows)
+
+
+def test_every_quote_survives_the_pipelines_citation_check(settings) -> None:
+    from chat.answering.citations import citations_check
+    from kb.embeddings.registry import get_embedder
+
+    text = answer("How much does the Growth plan cost per month, and how much storage?")
+    vectors = get_embedder(MODEL).embed([p.text for p in PASSAGES])
+
+    checked = citations_check(
+        text,
+        passages={p.number: p.text for p in PASSAGES},
+        passage_vectors={p.number: v for p, v in zip(PASSAGES, vectors, strict=True)},
+        embedding_model=MODEL,
+        min_support=settings.CAIRN_CITATION_MIN_SUPPORT,
+    )
+
+    assert len(citations(text)) >= 2
+    assert checked.text == text

@@ -4,7 +4,8 @@ Thresholds sit just under the figures measured when they were set; raise them
 when quality improves, never lower them to make a change pass.
 
 - retrieval (2026-11-22): hybrid hit@5 0.963, MRR@10 0.940 on 82 answerable questions;
-- answers with the extractive answerer (2026-11-22): see ANSWER_GATES' comment.
+- answers with the extractive answerer (2026-11-22): answer-contains 0.841, citation
+  precision 0.947, abstention 0.692 (13 unanswerable), false abstention 0.073.
 """
 
 from __future__ import annotations
@@ -21,12 +22,12 @@ pytestmark = pytest.mark.django_db
 REPO = Path(__file__).resolve().parent.parent.parent
 MIN_HYBRID_HIT_AT_5 = 0.93
 MIN_HYBRID_MRR_AT_10 = 0.90
-# Measured: FILLED IN BELOW once measured.
+# The issue's floors were 0.7 / 0.9 / 0.6 / 0.15; raised to just under what was measured.
 ANSWER_GATES = {
-    "min_answer_contains": 0.7,
-    "min_citation_precision": 0.9,
-    "min_abstention": 0.6,
-    "max_false_abstention": 0.15,
+    "min_answer_contains": 0.80,
+    "min_citation_precision": 0.92,
+    "min_abstention": 0.65,
+    "max_false_abstention": 0.10,
 }
 
 
