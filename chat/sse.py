@@ -24,7 +24,6 @@ from chat.selectors.conversations import message_for_user
 from chat.services.answers import Finished, Token, answer_stream
 from chat.streaming import Heartbeat, Relay
 
-
 P = ParamSpec("P")
 R = TypeVar("R")
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -78,7 +78,9 @@ class ExtractiveAnswerer:
         max_sentences: int | None = None,
         selection: Blend = SELECTION,
         confidence: Blend = CONFIDENCE,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        self._sleep = sleep
         self.token_delay = token_delay
         self.min_confidence = min_confidence
         self.max_sentences = max_sentences
@@ -99,7 +101,7 @@ class ExtractiveAnswerer:
         delay = min(self._token_delay(), timeouts.total * PACING_SHARE / max(1, len(words)))
         for index, word in enumerate(words):
             if index and delay > 0:
-                time.sleep(delay)
+                self._sleep(delay)
             yield TextDelta(word)
         yield Usage(
             input_tokens=count_tokens(request.question)
