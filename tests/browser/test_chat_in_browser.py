@@ -48,7 +48,8 @@ ANSWER_RECORDER = """
         ".message.assistant:not(.streaming), .message.assistant .answer-text:not(.streamed)"
       ) !== null,
       scripts: messages.querySelectorAll("script").length,
-      images: messages.querySelectorAll("img, svg").length,
+      // Our own icons (the thumbs) are SVG; the answer's text may hold none.
+      images: messages.querySelectorAll(".answer-text img, .answer-text svg, img").length,
       javascriptLinks: [...messages.querySelectorAll("a")]
         .filter((a) => a.protocol === "javascript:").length,
       handlers: everything.filter((el) => [...el.attributes].some((at) => /^on/i.test(at.name)))
@@ -210,6 +211,10 @@ def test_a_question_the_documents_do_not_answer_gets_an_abstention(chat_user, pa
     screenshot(page, "abstention")
 
 
+GROUNDED = (
+    "LDG-409 means the same bank account is already connected in this workspace [1]. "
+    "Disconnect it there before connecting it again [1]."
+)
 HOSTILE = (
     "Before <script>window.__pwned=1</script> middle "
     '<img src=x onerror="window.__pwned=2"> and [a link](javascript:window.__pwned=3) '
@@ -255,7 +260,7 @@ def test_hostile_model_output_split_across_stream_events_stays_inert(
     expect(text.locator("a.cite")).to_have_count(1)
     messages = page.locator("#messages")
     expect(messages.locator("script")).to_have_count(0)
-    expect(messages.locator("img, svg")).to_have_count(0)
+    expect(messages.locator("img, .answer-text svg")).to_have_count(0)
     expect(messages.locator("a[href^='javascript' i]")).to_have_count(0)
     assert page.evaluate("window.__pwned") is None
 
@@ -263,3 +268,22 @@ def test_hostile_model_output_split_across_stream_events_stays_inert(
     for link in answer.locator(".answer-text a:not(.cite)").all():
         link.click()
         assert page.evaluate("window.__pwned") is None
+
+
+def test_the_first_words_show_while_the_model_is_still_answering(
+    chat_user, fake_model: FakeLLMServer, page, screenshot
+):
+    # Given a model that takes a while between the pieces of its answer
+    fake_model.default = Reply(text=GROUNDED, chunks=10, chunk_delay=0.25)
+    log_in(page, chat_user)
+
+    # When a question is asked
+    ask(page, "What does LDG-409 mean when a customer connects a bank account?")
+    page.wait_for_url("**/chat/c/*/")
+    wait_for_streamed_text(page)
+
+    # Then the first words are on screen before the model has finished its answer
+    assert fake_model.requests and fake_model.streams_completed == 0
+    screenshot(page, "first-words")
+    finished_answer(page)
+    assert fake_model.streams_completed == 1
