@@ -115,7 +115,11 @@ class Conversation(models.Model):
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations"
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations",
+        null=True, blank=True, help_text="Empty for conversations held through an API key.",
+    )  # fmt: skip
+    api_key = models.ForeignKey(
+        "kb.ApiKey", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     knowledge_base = models.ForeignKey(
         KnowledgeBase, on_delete=models.CASCADE, related_name="conversations"
@@ -192,6 +196,13 @@ class Message(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)
 
+    idempotency_key = models.CharField(
+        max_length=128,
+        blank=True,
+        db_index=True,
+        help_text="The API client's key for this question, if any.",
+    )
+
     class Meta:
         ordering = ["created_at", "id"]
         indexes = [models.Index(fields=["conversation", "created_at"], name="chat_message_conv")]
@@ -251,7 +262,13 @@ class Feedback(models.Model):
         DOWN = "down", "Not helpful"
 
     message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="feedback")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", null=True, blank=True
+    )
+    api_key = models.ForeignKey(
+        "kb.ApiKey", on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        help_text="Given through the API with this key (no user).",
+    )  # fmt: skip
     rating = models.CharField(max_length=4, choices=Rating.choices)
     comment = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -259,7 +276,12 @@ class Feedback(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["message", "user"], name="chat_feedback_unique_user")
+            models.UniqueConstraint(fields=["message", "user"], name="chat_feedback_unique_user"),
+            models.UniqueConstraint(
+                fields=["message", "api_key"],
+                condition=models.Q(user__isnull=True),
+                name="chat_feedback_unique_api_key",
+            ),
         ]
 
     def __str__(self) -> str:

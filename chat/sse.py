@@ -8,12 +8,10 @@ Comment lines are heartbeats, so proxies and browsers keep the connection.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from typing import ParamSpec, TypeVar
+from collections.abc import AsyncIterator
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import connection
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.template.loader import render_to_string
 
@@ -22,23 +20,7 @@ from chat.presentation import problem_text
 from chat.rendering import streamed_text_html
 from chat.selectors.conversations import message_for_user
 from chat.services.answers import Finished, Token, answer_stream
-from chat.streaming import Heartbeat, Relay
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def _closing(function: Callable[P, R]) -> Callable[P, R]:
-    """Run ``function`` and close the database connection it used: a stream may stay open
-    for minutes, and must not hold a PostgreSQL connection all that time."""
-
-    def run(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return function(*args, **kwargs)
-        finally:
-            connection.close()
-
-    return run
+from chat.streaming import Heartbeat, Relay, closing_connection
 
 
 def sse_event(event: str, data: str) -> str:
@@ -65,7 +47,7 @@ def _asked_message(request: HttpRequest, message_id: int) -> Message | None:
 async def answer_events(
     request: HttpRequest, message_id: int
 ) -> HttpResponse | StreamingHttpResponse:
-    message = await sync_to_async(_closing(_asked_message))(request, message_id)
+    message = await sync_to_async(closing_connection(_asked_message))(request, message_id)
     if message is None:
         return HttpResponse("Log in to read answers.", status=403, content_type="text/plain")
     relay = Relay(lambda cancelled: answer_stream(message_id=message.pk, cancelled=cancelled))
@@ -78,7 +60,8 @@ async def answer_events(
             elif isinstance(item, Token):
                 yield sse_event("token", streamed_text_html(item.text))
             elif isinstance(item, Finished):
-                html, failed = await sync_to_async(_closing(_final_html))(request, item.message_id)
+                final = sync_to_async(closing_connection(_final_html))
+                html, failed = await final(request, item.message_id)
                 if failed:
                     yield sse_event("failed", failed)
                 yield sse_event("done", html)

@@ -16,7 +16,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, ParamSpec, TypeVar
 
 from django.conf import settings
 from django.db import close_old_connections, connection
@@ -24,6 +24,25 @@ from django.db import close_old_connections, connection
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def closing_connection(function: Callable[P, R]) -> Callable[P, R]:
+    """``function``, closing the database connection it used when it returns.
+
+    For the sync steps of an async stream (through sync_to_async): a stream may stay
+    open for minutes, and must not hold a PostgreSQL connection all that time.
+    """
+
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return function(*args, **kwargs)
+        finally:
+            connection.close()
+
+    return run
+
 
 THREAD_NAME_PREFIX = "cairn-answer"
 

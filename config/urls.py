@@ -20,6 +20,8 @@ urlpatterns = [
         name="login",
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("api/", include("config.api_urls")),
+    path("v1/", include("chat.api.openai_urls")),
     path("", include("kb.urls")),
     path("", include("chat.urls")),
 ]

@@ -1,10 +1,11 @@
-"""Admin for accounts, memberships, knowledge bases and (read-only) chunks.
+"""Admin for accounts, memberships, knowledge bases, API keys and (read-only) chunks.
 
 Documents are administered by the ingest app, which owns uploads.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django import forms
@@ -14,11 +15,14 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
+from django.utils import timezone
+from django.utils.html import format_html
 
 from kb.admin_scoping import AccountScopedAdmin
 from kb.embeddings.registry import is_supported_model
-from kb.models import Account, Chunk, KnowledgeBase, Membership
+from kb.models import Account, ApiKey, Chunk, KnowledgeBase, Membership
 from kb.selectors.search import MODES, chunk_search
+from kb.services.api_keys import KEY_PREFIX, api_key_create, api_key_revoke, scopes_clean
 from kb.services.documents import accounts_delete, knowledge_bases_delete
 from kb.services.reembedding import ReembeddingRejected, knowledge_base_reembed_start
 
@@ -232,3 +236,164 @@ class ChunkAdmin(AccountScopedAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+# --- API keys ---------------------------------------------------------------------
+
+
+def api_key_status(api_key: ApiKey) -> str:
+    if api_key.revoked_at is not None:
+        return "revoked"
+    if api_key.expires_at is not None and api_key.expires_at <= timezone.now():
+        return "expired"
+    return "active"
+
+
+class ApiKeyStatusFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("active", "Active"), ("expired", "Expired"), ("revoked", "Revoked")]
+
+    def queryset(self, request: HttpRequest, queryset: models.QuerySet[Any]) -> Any:
+        now = timezone.now()
+        live = queryset.filter(revoked_at__isnull=True)
+        if self.value() == "active":
+            return live.filter(models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=now))
+        if self.value() == "expired":
+            return live.filter(expires_at__lte=now)
+        if self.value() == "revoked":
+            return queryset.filter(revoked_at__isnull=False)
+        return queryset
+
+
+class ApiKeyCreateForm(forms.ModelForm):
+    """The add form: the secret is made by ``api_key_create`` on save, never typed in."""
+
+    scopes = forms.MultipleChoiceField(
+        choices=ApiKey.Scope.choices,
+        initial=[ApiKey.Scope.READ, ApiKey.Scope.ANSWER],
+        widget=forms.CheckboxSelectMultiple,
+    )
+
+    class Meta:
+        model = ApiKey
+        fields = ["name", "account", "scopes", "expires_at"]
+
+    def clean_scopes(self) -> str:
+        return scopes_clean(self.cleaned_data["scopes"])  # choices already checked
+
+    def clean_expires_at(self) -> Any:
+        expires_at = self.cleaned_data["expires_at"]
+        if expires_at is not None and expires_at <= timezone.now():
+            raise forms.ValidationError("The expiry must be in the future (or empty: never).")
+        return expires_at
+
+
+# A pasted key or its display form (cairn_<prefix>_…) searches by its prefix.
+_PASTED_KEY = re.compile(rf"^{KEY_PREFIX}_([0-9a-f]+)(?:_.*)?$")
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(AccountScopedAdmin):
+    """Keys are created here (the full key is shown once, in a message) and revoked
+    with an action; afterwards only the name and the expiry can change."""
+
+    list_display = [
+        "name",
+        "account",
+        "key_prefix",
+        "scopes",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+        "status",
+    ]
+    list_filter = [
+        ApiKeyStatusFilter,
+        ("account", admin.RelatedOnlyFieldListFilter),
+        "created_at",
+        "last_used_at",
+    ]
+    search_fields = ["name", "prefix"]
+    list_select_related = ["account"]
+    actions = ["revoke_selected"]
+    change_fields = [
+        "name",
+        "account",
+        "key_prefix",
+        "scopes",
+        "status",
+        "expires_at",
+        "created_by",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    ]
+
+    @admin.display(description="Key", ordering="prefix")
+    def key_prefix(self, obj: ApiKey) -> str:
+        return f"{KEY_PREFIX}_{obj.prefix}_…"
+
+    @admin.display(description="Status")
+    def status(self, obj: ApiKey) -> str:
+        return api_key_status(obj)
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        if obj is None:
+            kwargs["form"] = ApiKeyCreateForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return list(ApiKeyCreateForm.Meta.fields) if obj is None else self.change_fields
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is None:
+            return []
+        return [field for field in self.change_fields if field not in ("name", "expires_at")]
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: models.QuerySet[Any], search_term: str
+    ) -> tuple[models.QuerySet[Any], bool]:
+        pasted = _PASTED_KEY.match(search_term.strip())
+        if pasted:
+            return queryset.filter(prefix=pasted.group(1)), False
+        return super().get_search_results(request, queryset, search_term)
+
+    def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        row, key = api_key_create(
+            account=obj.account,
+            name=obj.name,
+            scopes=obj.scope_set,
+            expires_at=obj.expires_at,
+            created_by_id=request.user.pk,
+        )
+        # The admin goes on with ``obj`` (log entry, redirect): make it the saved row.
+        for field in ApiKey._meta.concrete_fields:
+            setattr(obj, field.attname, getattr(row, field.attname))
+        obj._state.adding, obj._state.db = False, row._state.db
+        messages.success(
+            request,
+            format_html(
+                "The new key of “{}” is <code>{}</code> — copy it now: it will not be shown again.",
+                obj.name,
+                key,
+            ),
+        )
+
+    @admin.action(description="Revoke selected keys", permissions=["change"])
+    def revoke_selected(self, request: HttpRequest, queryset: models.QuerySet[ApiKey]) -> None:
+        # The changelist shows keys of accounts the user only views, too: revoke only
+        # those of accounts they administer.
+        if not request.user.is_superuser:
+            queryset = queryset.filter(account_id__in=self._manageable(request))
+        keys = list(queryset.filter(revoked_at__isnull=True))
+        for api_key in keys:
+            api_key_revoke(api_key=api_key)
+        messages.success(request, f"Revoked {len(keys)} key(s).")

@@ -211,3 +211,45 @@ class Chunk(models.Model):
 
     def __str__(self) -> str:
         return f"{self.document} #{self.ordinal}"
+
+
+class ApiKey(models.Model):
+    """A key for the REST and OpenAI-compatible APIs, acting for one account.
+
+    The key is ``cairn_<prefix>_<secret>``: the prefix is stored in clear (to find the
+    row and to show people which key is which), the whole key only as a SHA-256
+    digest. Keys are 256-bit random, so a fast hash is enough: there is nothing to
+    brute-force the way a password can be.
+    """
+
+    class Scope(models.TextChoices):
+        READ = "read", "Read (search, documents, conversations)"
+        ANSWER = "answer", "Ask questions"
+        INGEST = "ingest", "Upload and manage documents"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100, help_text="What or who uses this key.")
+    prefix = models.CharField(max_length=16, unique=True, editable=False)
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    scopes = models.CharField(
+        max_length=100, help_text="Comma-separated: read, answer, ingest.", default="read,answer"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+",
+    )  # fmt: skip
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: never expires.")
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["account", "name"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.name} (cairn_{self.prefix}_…)"
+
+    @property
+    def scope_set(self) -> frozenset[str]:
+        return frozenset(s.strip() for s in self.scopes.split(",") if s.strip())

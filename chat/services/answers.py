@@ -100,12 +100,19 @@ def _wait_for(message_id: int, cancelled: Callable[[], bool]) -> None:
         time.sleep(WAIT_POLL_SECONDS)
 
 
-def answer_stream(*, message_id: int, cancelled: Callable[[], bool]) -> Iterator[StreamEvent]:
+def answer_stream(
+    *,
+    message_id: int,
+    cancelled: Callable[[], bool],
+    history: tuple[Turn, ...] | None = None,
+) -> Iterator[StreamEvent]:
     """Generate the pending answer ``message_id``, yielding its text as it comes.
 
     ``cancelled`` is polled between tokens (a client that went away); a stop asked
     for through answer_stop is noticed the same way. Either ends generation and
     keeps the partial answer, marked stopped. Always ends with Finished.
+    ``history`` replaces the conversation's own earlier turns (the OpenAI-compatible
+    endpoint, whose clients send the whole conversation with every call).
     """
     claimed = Message.objects.filter(
         pk=message_id, role=Message.Role.ASSISTANT, status=Message.Status.PENDING
@@ -124,7 +131,7 @@ def answer_stream(*, message_id: int, cancelled: Callable[[], bool]) -> Iterator
         account=conversation.account,
         knowledge_base=conversation.knowledge_base,
         question=message.question.content,
-        history=_history(message),
+        history=_history(message) if history is None else history,
         user_id=conversation.user_id,
         use_cache=not Message.objects.filter(
             question_id=message.question_id, superseded=True

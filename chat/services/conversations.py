@@ -18,7 +18,9 @@ def _title(question: str) -> str:
 
 
 @transaction.atomic
-def question_ask(*, conversation: Conversation, text: str) -> tuple[Message, Message]:
+def question_ask(
+    *, conversation: Conversation, text: str, idempotency_key: str = ""
+) -> tuple[Message, Message]:
     """Record a question and the pending answer whose stream the page then opens.
 
     Raises QuestionRejected (nothing written) when the question fails the input checks.
@@ -32,6 +34,7 @@ def question_ask(*, conversation: Conversation, text: str) -> tuple[Message, Mes
         role=Message.Role.ASSISTANT,
         question=asked,
         status=Message.Status.PENDING,
+        idempotency_key=idempotency_key,
     )
     if not conversation.title:
         conversation.title = _title(question)
@@ -42,12 +45,24 @@ def question_ask(*, conversation: Conversation, text: str) -> tuple[Message, Mes
 
 @transaction.atomic
 def conversation_start(
-    *, user_id: int, knowledge_base: KnowledgeBase, text: str
+    *,
+    user_id: int | None,
+    knowledge_base: KnowledgeBase,
+    text: str,
+    api_key_id: int | None = None,
+    idempotency_key: str = "",
 ) -> tuple[Conversation, Message]:
-    """A new conversation with its first question (validated before anything is written)."""
+    """A new conversation with its first question (validated before anything is written).
+
+    A conversation belongs to a user (the browser) or, through the API, to an API key's
+    account (``user_id`` None, ``api_key_id`` set).
+    """
     question = question_clean(text)
     conversation = Conversation.objects.create(
-        account_id=knowledge_base.account_id, user_id=user_id, knowledge_base=knowledge_base
+        account_id=knowledge_base.account_id, user_id=user_id, api_key_id=api_key_id,
+        knowledge_base=knowledge_base,
+    )  # fmt: skip
+    _, answer = question_ask(
+        conversation=conversation, text=question, idempotency_key=idempotency_key
     )
-    _, answer = question_ask(conversation=conversation, text=question)
     return conversation, answer

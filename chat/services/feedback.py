@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from chat.models import Feedback, Message
 
 MAX_COMMENT_CHARS = 4000
@@ -11,15 +13,26 @@ class FeedbackRejected(Exception):
     pass
 
 
-def feedback_give(*, message: Message, user_id: int, rating: str, comment: str = "") -> Feedback:
-    """Record (or change) the user's rating of an answer; one per user and answer."""
+def feedback_give(
+    *,
+    message: Message,
+    user_id: int | None,
+    rating: str,
+    comment: str = "",
+    api_key_id: int | None = None,
+) -> Feedback:
+    """Record (or change) a rating of an answer: one per user (or, through the API, per
+    API key) and answer."""
     if message.role != Message.Role.ASSISTANT or not message.is_final:
         raise FeedbackRejected("Only a finished answer can be rated.")
     if rating not in Feedback.Rating.values:
         raise FeedbackRejected("Rate an answer up or down.")
+    owner: dict[str, Any] = (
+        {"user_id": user_id} if user_id else {"user_id": None, "api_key_id": api_key_id}
+    )
     feedback, _ = Feedback.objects.update_or_create(
         message=message,
-        user_id=user_id,
+        **owner,
         defaults={"rating": rating, "comment": comment.strip()[:MAX_COMMENT_CHARS]},
     )
     return feedback

@@ -1,0 +1,2 @@
+"""REST API of the chat app (answers, conversations, feedback) and the OpenAI-compatible
+endpoint."""

@@ -1,0 +1,12 @@
+"""/api/v1/: each app's endpoints, the OpenAPI schema and its interactive docs."""
+
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+urlpatterns = [
+    path("v1/", include("kb.api.urls")),
+    path("v1/", include("ingest.api.urls")),
+    path("v1/", include("chat.api.urls")),
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+]

@@ -1,0 +1,5 @@
+"""API routes (see config/api_urls.py)."""
+
+from django.urls import path  # noqa: F401
+
+urlpatterns: list = []
