@@ -33,6 +33,11 @@ class ApplicationError(exceptions.APIException):
         self.extra = extra or {}
 
 
+class Conflict(ApplicationError):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
+
+
 class PayloadTooLarge(ApplicationError):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_code = "payload_too_large"

@@ -16,8 +16,9 @@ Use::
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
@@ -91,8 +92,61 @@ class ApiAutoSchema(AutoSchema):
     (the ``Serializer`` suffix is dropped by drf-spectacular).
     """
 
-    def get_serializer_name(self, serializer: Any, direction: str) -> str:
+    def get_serializer_name(
+        self, serializer: Any, direction: Literal["request", "response"]
+    ) -> str:
         parts = type(serializer).__qualname__.split(".")
         if len(parts) < 2 or "<locals>" in parts:
             return super().get_serializer_name(serializer, direction)
         return parts[0].removesuffix("Api") + parts[-1]
+
+
+class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
+    """Declares kb.api.auth.ApiKeyAuthentication: the key as a Bearer token or in X-API-Key.
+
+    Registered by being defined; this module is imported by the API views.
+    """
+
+    target_class = "kb.api.auth.ApiKeyAuthentication"
+    name = ["bearerAuth", "apiKeyAuth"]
+
+    def get_security_requirement(self, auto_schema: AutoSchema) -> list[dict[str, list[Any]]]:
+        return [{"bearerAuth": []}, {"apiKeyAuth": []}]  # either one
+
+    def get_security_definition(self, auto_schema: AutoSchema) -> list[dict[str, Any]]:
+        return [
+            {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "An API key (`cairn_…`) as a Bearer token.",
+            },
+            {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+        ]
+
+
+class ServerSentEventSerializer(serializers.Serializer):
+    """One Server-Sent Event as a stream carries it: its name and its data (JSON text)."""
+
+    event = serializers.CharField(required=False, help_text="token, citation, usage, error, done…")
+    # DRF's metaclass moves declared fields off the class, so ``.data`` still works.
+    data = serializers.CharField(help_text="A JSON object.")  # type: ignore[assignment]
+    id = serializers.CharField(required=False)
+    retry = serializers.IntegerField(required=False)
+
+
+def streaming_responses(
+    ok: Any, *statuses: int, stream_media_type: str = "text/event-stream"
+) -> dict[Any, Any]:
+    """Responses of an operation that answers in JSON or as an event stream: ``ok`` and
+    the error body for JSON, event descriptions for the stream (errors then come as one
+    ``error`` event whose data is the error body)."""
+    responses: dict[Any, Any] = {
+        (200, "application/json"): ok,
+        (200, stream_media_type): ServerSentEventSerializer,
+    }
+    for status, response in error_responses(*statuses).items():
+        responses[(status, "application/json")] = response
+        responses[(status, stream_media_type)] = OpenApiResponse(
+            ServerSentEventSerializer, description=response.description
+        )
+    return responses

@@ -25,3 +25,5 @@ urlpatterns = [
     path("", include("kb.urls")),
     path("", include("chat.urls")),
 ]
+
+handler404 = "config.not_found.not_found"

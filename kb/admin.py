@@ -242,11 +242,7 @@ class ChunkAdmin(AccountScopedAdmin):
 
 
 def api_key_status(api_key: ApiKey) -> str:
-    if api_key.revoked_at is not None:
-        return "revoked"
-    if api_key.expires_at is not None and api_key.expires_at <= timezone.now():
-        return "expired"
-    return "active"
+    return api_key.status_at(timezone.now())
 
 
 class ApiKeyStatusFilter(admin.SimpleListFilter):

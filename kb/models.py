@@ -8,6 +8,7 @@ retrieval filters without joins.
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from pathlib import PurePosixPath
 
 from django.conf import settings
@@ -253,3 +254,11 @@ class ApiKey(models.Model):
     @property
     def scope_set(self) -> frozenset[str]:
         return frozenset(s.strip() for s in self.scopes.split(",") if s.strip())
+
+    def status_at(self, moment: datetime) -> str:
+        """ "revoked", "expired" or "active" at ``moment``."""
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= moment:
+            return "expired"
+        return "active"

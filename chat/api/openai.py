@@ -19,6 +19,7 @@ from asgiref.sync import sync_to_async
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import QuerySet
 from django.http import HttpResponse, StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
@@ -34,6 +35,7 @@ from chat.services.answers import Finished, Token, answer_stream
 from chat.services.conversations import conversation_start
 from chat.streaming import Heartbeat, Relay, closing_connection
 from config.api_errors import ApplicationError, ServiceUnavailable
+from config.api_schema import ERROR_HEADERS, error_responses
 from kb.api.auth import request_account_ids, request_api_key
 from kb.models import ApiKey, KnowledgeBase
 
@@ -108,7 +110,11 @@ def _usage(body: dict[str, Any]) -> dict[str, int]:
 class ModelListApi(APIView):
     required_scope = ApiKey.Scope.ANSWER
 
-    @extend_schema(operation_id="openai_models_list", responses={200: dict})
+    @extend_schema(
+        operation_id="openai_models_list",
+        responses={200: OpenApiTypes.OBJECT, **error_responses()},
+        parameters=[*ERROR_HEADERS],
+    )
     def get(self, request: Request) -> Response:
         return Response(
             {
@@ -136,8 +142,12 @@ class ChatCompletionCreateApi(APIView):
         stream = serializers.BooleanField(required=False, default=False)
         stream_options = serializers.DictField(required=False)
 
-    @extend_schema(operation_id="openai_chat_completions", request=InputSerializer,
-                   responses={200: dict})  # fmt: skip
+    @extend_schema(
+        operation_id="openai_chat_completions",
+        request=InputSerializer,
+        responses={200: OpenApiTypes.OBJECT, **error_responses(400, 404, 503)},
+        parameters=[*ERROR_HEADERS],
+    )
     def post(self, request: Request) -> HttpResponse | StreamingHttpResponse:
         payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)

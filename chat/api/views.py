@@ -18,8 +18,8 @@ from django.core.cache import cache
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.http import HttpResponse, StreamingHttpResponse
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import renderers, serializers, status
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import renderers, serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -37,17 +37,13 @@ from chat.services.answers import Finished, Token, answer_stream
 from chat.services.conversations import conversation_start, question_ask
 from chat.services.feedback import FeedbackRejected, feedback_give
 from chat.streaming import Heartbeat, Relay, closing_connection
-from config.api_errors import ApplicationError, ServiceUnavailable
+from config.api_errors import ApplicationError, Conflict, ServiceUnavailable, error_body
+from config.api_schema import ERROR_HEADERS, error_responses, streaming_responses
 from kb.api.auth import request_account_ids, request_api_key
 from kb.models import ApiKey, KnowledgeBase
 
 IDEMPOTENCY_WAIT_SECONDS = 120
 SSE_HEARTBEAT_SECONDS = 15.0
-
-
-class Conflict(ApplicationError):
-    status_code = status.HTTP_409_CONFLICT
-    default_code = "conflict"
 
 
 def _knowledge_base(request: Request, reference: str | None) -> KnowledgeBase:
@@ -125,7 +121,7 @@ class EventStreamRenderer(renderers.BaseRenderer):
         self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None
     ) -> bytes:
         event = "error" if isinstance(data, dict) and "error" in data else "done"
-        return sse(event, data.get("error", data) if event == "error" else data).encode()
+        return sse(event, data).encode()
 
 
 class AnswerCreateApi(APIView):
@@ -151,11 +147,11 @@ class AnswerCreateApi(APIView):
                 required=False,
                 description="A retry with the same key returns the same answer.",
             ),
+            *ERROR_HEADERS,
         ],  # fmt: skip
-        responses={
-            200: AnswerOutputSerializer,
-            503: OpenApiResponse(description="Every language model is unavailable."),
-        },
+        # Stream events' data: {"text"}, a citation, the usage, an error body, or (done)
+        # the whole answer as in application/json.
+        responses=streaming_responses(AnswerOutputSerializer, 400, 404, 406, 409, 503),
         description="Ask a question; JSON, or Server-Sent Events with stream=true "
         "(events: token, citation, usage, error, done).",
     )
@@ -239,7 +235,7 @@ class AnswerCreateApi(APIView):
                     yield sse("usage", body["usage"])
                     if (code := _FAILURE_CODES.get(body["problem"])) is not None:
                         message = body["answer"] or body["problem"]
-                        yield sse("error", {"code": code, "message": message})
+                        yield sse("error", error_body(code, message))
                     yield sse("done", body)
 
         response = StreamingHttpResponse(events(), content_type="text/event-stream")
@@ -251,8 +247,10 @@ class AnswerCreateApi(APIView):
 class ConversationListApi(APIView):
     required_scope = ApiKey.Scope.READ
 
-    @extend_schema(operation_id="conversations_list",
-                   responses=ConversationOutputSerializer(many=True))  # fmt: skip
+    @extend_schema(
+        operation_id="conversations_list",
+        responses={200: ConversationOutputSerializer(many=True), **error_responses()},
+    )
     def get(self, request: Request) -> Response:
         conversations = _conversations(request).order_by("-updated_at", "-id")[:200]
         return Response(ConversationOutputSerializer(conversations, many=True).data)
@@ -261,8 +259,10 @@ class ConversationListApi(APIView):
 class ConversationMessagesApi(APIView):
     required_scope = ApiKey.Scope.READ
 
-    @extend_schema(operation_id="conversation_messages",
-                   responses=MessageOutputSerializer(many=True))  # fmt: skip
+    @extend_schema(
+        operation_id="conversation_messages",
+        responses={200: MessageOutputSerializer(many=True), **error_responses(404)},
+    )
     def get(self, request: Request, conversation_id: int) -> Response:
         conversation = _conversations(request).filter(pk=conversation_id).first()
         if conversation is None:
@@ -283,8 +283,11 @@ class FeedbackCreateApi(APIView):
         rating = serializers.CharField()
         comment = serializers.CharField(allow_blank=True)
 
-    @extend_schema(operation_id="feedback_create", request=InputSerializer,
-                   responses=OutputSerializer)  # fmt: skip
+    @extend_schema(
+        operation_id="feedback_create",
+        request=InputSerializer,
+        responses={200: OutputSerializer, **error_responses(400, 404, 409)},
+    )
     def post(self, request: Request, message_id: int) -> Response:
         payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)

@@ -1,5 +1,10 @@
-"""API routes (see config/api_urls.py)."""
+"""/api/v1/ routes of the kb app: knowledge bases and search (see config/api_urls.py)."""
 
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from kb.api import views
+
+urlpatterns = [
+    path("knowledge-bases", views.KnowledgeBasesApi.as_view(), name="api-knowledge-bases"),
+    path("search", views.ChunkSearchApi.as_view(), name="api-search"),
+]

@@ -15,7 +15,8 @@ class KnowledgeBaseSlugTaken(Exception):
 
     def __init__(self, slug: str) -> None:
         super().__init__(
-            f"This account already has a knowledge base with the slug {slug!r}; choose another slug."
+            f"This account already has a knowledge base with the slug {slug!r}; "
+            "choose another slug."
         )
         self.slug = slug
 

@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 
 from kb.models import ApiKey, Membership
 from kb.services.api_keys import ApiKeyError, api_key_create, api_key_revoke, scopes_clean
-from tests.factories import make_account, make_user
+from tests.factories import make_account, make_knowledge_base, make_user
 from tests.support.api import api_client, error_of
 
 pytestmark = pytest.mark.django_db
@@ -125,7 +125,7 @@ def test_a_missing_or_wrong_key_is_401_with_the_error_shape(headers) -> None:
     response = APIClient().get(READ_URL, **headers)
 
     assert response.status_code == 401
-    assert error_of(response)["code"] in {"not_authenticated", "authentication_failed"}
+    assert error_of(response)["code"] == "not_authenticated"
     assert response["WWW-Authenticate"] == 'Bearer realm="api"'
 
 
@@ -245,3 +245,23 @@ def test_a_session_without_membership_is_refused() -> None:
     response = client.get(READ_URL)
 
     assert response.status_code == 403
+
+
+# --- a real endpoint ------------------------------------------------------------------
+
+
+def test_the_knowledge_bases_endpoint_lists_only_the_keys_account() -> None:
+    mine, theirs = make_account("Acme"), make_account("Bolt")
+    make_knowledge_base(mine, "Acme help")
+    make_knowledge_base(theirs, "Bolt secrets")
+    client, row, key = api_client(mine, scopes=["read"])
+
+    listed = client.get("/api/v1/knowledge-bases")
+    with_header = APIClient().get("/api/v1/knowledge-bases", HTTP_X_API_KEY=key)
+    api_key_revoke(api_key=row)
+    revoked = client.get("/api/v1/knowledge-bases")
+
+    assert listed.status_code == 200 and with_header.status_code == 200
+    assert "Acme help" in listed.content.decode()
+    assert "Bolt secrets" not in listed.content.decode()
+    assert revoked.status_code == 401 and error_of(revoked)["code"] == "not_authenticated"

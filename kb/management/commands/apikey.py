@@ -17,14 +17,6 @@ from kb.models import Account, ApiKey
 from kb.services.api_keys import KEY_PREFIX, ApiKeyError, api_key_create, api_key_revoke
 
 
-def _status(api_key: ApiKey, now: datetime) -> str:
-    if api_key.revoked_at is not None:
-        return "revoked"
-    if api_key.expires_at is not None and api_key.expires_at <= now:
-        return "expired"
-    return "active"
-
-
 def _when(moment: datetime | None, empty: str) -> str:
     return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M") if moment else empty
 
@@ -104,7 +96,7 @@ class Command(BaseCommand):
                 key.account.slug,
                 key.name,
                 key.scopes,
-                _status(key, now),
+                key.status_at(now),
                 _when(key.last_used_at, "never"),
             )
             for key in keys
