@@ -29,6 +29,7 @@ from rest_framework.views import APIView
 
 from chat.answering.context import Turn
 from chat.answering.questions import QuestionRejected
+from chat.api.limits import question_rate_check
 from chat.api.serializers import answer_data
 from chat.models import Message
 from chat.services.answers import Finished, Token, answer_stream
@@ -149,6 +150,7 @@ class ChatCompletionCreateApi(APIView):
         parameters=[*ERROR_HEADERS],
     )
     def post(self, request: Request) -> HttpResponse | StreamingHttpResponse:
+        question_rate_check(request)
         payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         data = payload.validated_data

@@ -26,6 +26,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from chat.answering.questions import QuestionRejected
+from chat.api.limits import question_rate_check
 from chat.api.serializers import (
     AnswerOutputSerializer,
     ConversationOutputSerializer,
@@ -156,6 +157,7 @@ class AnswerCreateApi(APIView):
         "(events: token, citation, usage, error, done).",
     )
     def post(self, request: Request) -> HttpResponse | StreamingHttpResponse:
+        question_rate_check(request)
         payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         data = payload.validated_data

@@ -181,3 +181,16 @@ def test_a_session_user_asks_through_the_api_too(help_kb, staff, client) -> None
     assert response.status_code == 200
     assert Conversation.objects.get().user == staff
     assert client.get("/api/v1/conversations").json()[0]["id"] == response.json()["conversation_id"]
+
+
+def test_too_many_questions_are_a_429_with_retry_after(help_kb, settings) -> None:
+    settings.CAIRN_CHAT_RATE_LIMIT = "2/m"
+    client, _, _ = api_client(help_kb.account, ["answer"])
+
+    statuses = [ask(client, "Refunds?").status_code for _ in range(3)]
+    limited = ask(client, "Refunds?")
+
+    assert statuses == [200, 200, 429]
+    assert limited.status_code == 429 and 1 <= int(limited["Retry-After"]) <= 60
+    error = error_of(limited)
+    assert error["code"] == "rate_limited" and error["retry_after"] == int(limited["Retry-After"])
