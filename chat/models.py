@@ -195,7 +195,9 @@ class Message(models.Model):
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)
-
+    retry_at = models.DateTimeField(
+        null=True, blank=True, help_text="Refused for budget: when asking again may succeed."
+    )
     idempotency_key = models.CharField(
         max_length=128,
         blank=True,
@@ -286,3 +288,79 @@ class Feedback(models.Model):
 
     def __str__(self) -> str:
         return f"{self.rating} on {self.message_id}"
+
+
+class Budget(models.Model):
+    """A cap on what an account (or one user of it) may spend on answers per day or month.
+
+    Either cap may be empty (no cap on that measure). Past ``soft_threshold`` of a cap,
+    answers take the cheaper route; at the cap they are refused until the window resets.
+    """
+
+    class Period(models.TextChoices):
+        DAY = "day", "Day"
+        MONTH = "month", "Month"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="budgets")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True,
+        related_name="+", help_text="Empty: the whole account.",
+    )  # fmt: skip
+    period = models.CharField(max_length=5, choices=Period.choices)
+    token_cap = models.PositiveBigIntegerField(null=True, blank=True)
+    cost_cap = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
+    soft_threshold = models.FloatField(
+        default=0.8, help_text="Share of a cap from which answers use the cheaper route."
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "period"], condition=models.Q(user__isnull=True),
+                name="chat_budget_one_per_account_period",
+            ),
+            models.UniqueConstraint(
+                fields=["account", "user", "period"], name="chat_budget_one_per_user_period"
+            ),
+        ]  # fmt: skip
+
+    def __str__(self) -> str:
+        who = f"user {self.user_id}" if self.user_id else "account"
+        return f"{self.account} {who} per {self.period}"
+
+
+class BudgetWindow(models.Model):
+    """What was reserved and spent against a budget in one day or month."""
+
+    budget = models.ForeignKey(Budget, on_delete=models.CASCADE, related_name="windows")
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    tokens_reserved = models.BigIntegerField(default=0)
+    tokens_spent = models.BigIntegerField(default=0)
+    cost_reserved = models.DecimalField(max_digits=14, decimal_places=8, default=Decimal(0))
+    cost_spent = models.DecimalField(max_digits=14, decimal_places=8, default=Decimal(0))
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["budget", "starts_at"], name="chat_budget_window")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.budget} from {self.starts_at:%Y-%m-%d}"
+
+
+class BudgetReservation(models.Model):
+    """An answer's hold on its budgets: reserved before any model call, settled once."""
+
+    request_id = models.CharField(max_length=64, unique=True)
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    windows = models.ManyToManyField(BudgetWindow, related_name="+")
+    tokens = models.BigIntegerField()
+    cost = models.DecimalField(max_digits=14, decimal_places=8)
+    settled_tokens = models.BigIntegerField(null=True, blank=True)
+    settled_cost = models.DecimalField(max_digits=14, decimal_places=8, null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    settled_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.request_id

@@ -11,11 +11,10 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
-from django_ratelimit.decorators import ratelimit
 
 from chat.answering.questions import QuestionRejected
 from chat.models import Conversation, Message
-from chat.presentation import PROBLEM_TEXTS
+from chat.ratelimits import LimitExceeded, question_limits_check
 from chat.selectors.conversations import (
     conversation_for_user,
     conversation_messages,
@@ -36,10 +35,6 @@ RECENT_CONVERSATIONS = 50
 
 class HtmxHttpRequest(HttpRequest):
     htmx: HtmxDetails
-
-
-def _question_rate(group: str, request: HttpRequest) -> str:
-    return settings.CAIRN_CHAT_RATE_LIMIT
 
 
 def _page_context(request: HtmxHttpRequest, **extra: object) -> dict[str, object]:
@@ -71,12 +66,10 @@ def home(request: HtmxHttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-@ratelimit(key="user", rate=_question_rate, method="POST", block=False)
 def conversation_start(request: HtmxHttpRequest) -> HttpResponse:
-    if getattr(request, "limited", False):
-        return _composer_error(
-            request, PROBLEM_TEXTS[Message.Problem.RATE_LIMITED], 429, "chat/home.html"
-        )
+    if exceeded := question_limits_check(request=request, user_id=request.user.pk):
+        error = _composer_error(request, exceeded.message, 429, "chat/home.html")
+        return _retry_after(error, exceeded)
     try:
         knowledge_base_id = int(request.POST.get("knowledge_base", ""))
     except ValueError:
@@ -112,13 +105,11 @@ def _conversation_context(
 
 @login_required
 @require_POST
-@ratelimit(key="user", rate=_question_rate, method="POST", block=False)
 def question_ask(request: HtmxHttpRequest, conversation_id: int) -> HttpResponse:
     conversation = conversation_for_user(user=request.user, conversation_id=conversation_id)
-    if getattr(request, "limited", False):
-        return _conversation_error(
-            request, conversation, PROBLEM_TEXTS[Message.Problem.RATE_LIMITED], 429
-        )
+    if exceeded := question_limits_check(request=request, user_id=request.user.pk):
+        error = _conversation_error(request, conversation, exceeded.message, 429)
+        return _retry_after(error, exceeded)
     try:
         asked, answer = conversation_services.question_ask(
             conversation=conversation, text=request.POST.get("question", "")
@@ -128,6 +119,11 @@ def question_ask(request: HtmxHttpRequest, conversation_id: int) -> HttpResponse
     if not request.htmx:
         return redirect(reverse("chat:conversation", args=[conversation.pk]))
     return render(request, "chat/conversation.html#exchange", {"asked": asked, "answer": answer})
+
+
+def _retry_after(response: HttpResponse, exceeded: LimitExceeded) -> HttpResponse:
+    response["Retry-After"] = str(exceeded.retry_after)
+    return response
 
 
 def _conversation_error(

@@ -540,6 +540,30 @@ CAIRN_CHAT_RATE_LIMIT = env_str(
     "20/m",
     help="Questions one user may ask, e.g. 20/m (django-ratelimit rate syntax).",
 )
+CAIRN_API_KEY_RATE_LIMIT = env_str(
+    "CAIRN_API_KEY_RATE_LIMIT",
+    "60/m",
+    help="Questions one API key may ask, e.g. 60/m (empty: no limit).",
+)
+CAIRN_IP_RATE_LIMIT = env_str(
+    "CAIRN_IP_RATE_LIMIT",
+    "100/m",
+    help="Questions one client address may ask, all users and keys together (empty: no limit).",
+)
+CAIRN_TRUSTED_PROXIES = env_int(
+    "CAIRN_TRUSTED_PROXIES",
+    0,
+    help="Reverse proxies in front of Cairn that append to X-Forwarded-For; the client "
+    "address is the entry this many places from the right (0: REMOTE_ADDR, header ignored).",
+)
+
+# --- Budgets -----------------------------------------------------------------
+
+CAIRN_BUDGET_TIMEZONE = env_str(
+    "CAIRN_BUDGET_TIMEZONE",
+    "UTC",
+    help="Time zone in which budget days and months start (an IANA name, e.g. Europe/Berlin).",
+)
 
 # --- Auth, i18n, security ----------------------------------------------------
 

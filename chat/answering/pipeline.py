@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import numpy as np
 from django.conf import settings
@@ -78,6 +79,7 @@ class AnswerOutcome:
     request_id: str = ""
     time_to_first_token_ms: float | None = None
     latency_ms: float = 0.0
+    retry_at: datetime | None = None  # refused for budget: when it resets
     checked: CheckedAnswer | None = None
 
     @property
@@ -119,6 +121,12 @@ def answer_compose(
     template = prompt_template()
     outcome.prompt_version = template.label
     kb = request.knowledge_base
+    # Every embedding made for this answer (the question, the semantic cache, the extractive
+    # answerer, the citation check) is charged to it: its ledger rows carry its request id.
+    attribution = embedding_context(
+        account_id=request.account.pk, feature="answer", request_id=request.request_id
+    )
+    attribution.__enter__()
     try:
         with embedding_context(account_id=request.account.pk, feature="query"):
             search = chunk_search(
@@ -212,6 +220,7 @@ def answer_compose(
         raise
     finally:
         outcome.latency_ms = (time.monotonic() - started) * 1000
+        attribution.__exit__(None, None, None)
 
 
 def _check(

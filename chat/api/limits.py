@@ -1,31 +1,23 @@
-"""The question rate limit of the API: the chat's CAIRN_CHAT_RATE_LIMIT, per API key or
-per user, answered with 429 and Retry-After (budgets, per account, come on top)."""
+"""The question rate limits of the API (decided in chat/ratelimits.py), answered with 429
+and Retry-After in the API's error shape (budgets, per account, come on top)."""
 
 from __future__ import annotations
 
-from django.conf import settings
-from django.http import HttpRequest
-from django_ratelimit.core import get_usage
 from rest_framework.request import Request
 
+from chat.ratelimits import question_limits_check
 from config.api_errors import RateLimited
 from kb.api.auth import request_api_key
 
 
 def question_rate_check(request: Request) -> None:
-    """Count one question for the caller; RateLimited (429) when over the rate."""
+    """Count one question for the caller (its API key, or its session's user, and its
+    address); RateLimited (429) when a limit is exceeded."""
     api_key = request_api_key(request)
-    who = f"key:{api_key.pk}" if api_key else f"user:{request.user.pk}"
-
-    def key(group: str, _request: HttpRequest) -> str:
-        return who
-
-    usage = get_usage(
-        request._request, group="chat.questions", key=key,  # noqa: SLF001 — Django's request
-        rate=settings.CAIRN_CHAT_RATE_LIMIT, method=["POST"], increment=True,
-    )  # fmt: skip
-    if usage is not None and usage["should_limit"]:
-        raise RateLimited(
-            "Too many questions in a short time; retry after the time given.",
-            retry_after=max(1, int(usage["time_left"])),
-        )
+    exceeded = question_limits_check(
+        request=request._request,  # noqa: SLF001 — Django's request, for its META
+        user_id=None if api_key else request.user.pk,
+        api_key_id=api_key.pk if api_key else None,
+    )
+    if exceeded is not None:
+        raise RateLimited(exceeded.message, retry_after=exceeded.retry_after)

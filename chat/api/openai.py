@@ -31,6 +31,7 @@ from chat.answering.context import Turn
 from chat.answering.questions import QuestionRejected
 from chat.api.limits import question_rate_check
 from chat.api.serializers import answer_data
+from chat.api.views import budget_refusal
 from chat.models import Message
 from chat.services.answers import Finished, Token, answer_stream
 from chat.services.conversations import conversation_start
@@ -174,6 +175,8 @@ class ChatCompletionCreateApi(APIView):
         for _ in answer_stream(message_id=answer.pk, cancelled=lambda: False, history=history):
             pass
         body = self._body(request, answer.pk)
+        if body["problem"] == Message.Problem.BUDGET_EXHAUSTED:
+            raise budget_refusal(Message.objects.get(pk=answer.pk))
         if body["problem"] == Message.Problem.PROVIDERS_DOWN:
             raise ServiceUnavailable(
                 "Every language model is unavailable right now.", retry_after=30,

@@ -18,6 +18,7 @@ from django.core.cache import cache
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.http import HttpResponse, StreamingHttpResponse
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import renderers, serializers
 from rest_framework.exceptions import NotFound
@@ -38,7 +39,13 @@ from chat.services.answers import Finished, Token, answer_stream
 from chat.services.conversations import conversation_start, question_ask
 from chat.services.feedback import FeedbackRejected, feedback_give
 from chat.streaming import Heartbeat, Relay, closing_connection
-from config.api_errors import ApplicationError, Conflict, ServiceUnavailable, error_body
+from config.api_errors import (
+    ApplicationError,
+    Conflict,
+    RateLimited,
+    ServiceUnavailable,
+    error_body,
+)
 from config.api_schema import ERROR_HEADERS, error_responses, streaming_responses
 from kb.api.auth import request_account_ids, request_api_key
 from kb.models import ApiKey, KnowledgeBase
@@ -103,7 +110,17 @@ def sse(event: str, data: Any) -> str:
     return f"event: {event}\ndata: {json.dumps(data, cls=DjangoJSONEncoder)}\n\n"
 
 
+def budget_refusal(answer: Message) -> RateLimited:
+    """429 for a question refused by a budget, retryable when the window resets."""
+    seconds = (answer.retry_at - timezone.now()).total_seconds() if answer.retry_at else 60
+    return RateLimited(
+        answer.content, code="budget_exhausted", retry_after=max(1, seconds),
+        extra={"resets_at": answer.retry_at.isoformat() if answer.retry_at else None},
+    )  # fmt: skip
+
+
 _FAILURE_CODES = {
+    Message.Problem.BUDGET_EXHAUSTED: "budget_exhausted",
     Message.Problem.PROVIDERS_DOWN: "providers_unavailable",
     Message.Problem.INTERRUPTED: "interrupted",
     Message.Problem.INTERNAL: "internal_error",
@@ -171,6 +188,8 @@ class AnswerCreateApi(APIView):
                 pass
         answer = _wait_final(Message.objects.get(pk=answer.pk))
         body = answer_data(answer, absolute=request.build_absolute_uri)
+        if answer.problem == Message.Problem.BUDGET_EXHAUSTED:
+            raise budget_refusal(answer)
         if answer.problem == Message.Problem.PROVIDERS_DOWN:
             raise ServiceUnavailable(
                 "Every language model is unavailable right now.", retry_after=30,

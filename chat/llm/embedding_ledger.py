@@ -17,7 +17,7 @@ def record_embedding_call(usage: EmbeddingUsage, context: EmbeddingContext) -> N
         provider, model = "local", usage.model_id
     llm_call_record(
         context=CallContext(
-            request_id=uuid.uuid4().hex,
+            request_id=context.request_id or uuid.uuid4().hex,
             account_id=context.account_id,
             user_id=None,
             route="",

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
@@ -21,12 +23,19 @@ from django.utils import timezone
 
 from chat.answering.context import Turn
 from chat.answering.pipeline import AnswerOutcome, AnswerRequest, SourceRef, answer_compose
+from chat.llm.events import Usage
+from chat.llm.ledger import price_for
+from chat.llm.pricing import call_cost
+from chat.llm.routing import SIMPLE, classify_question, route_named
 from chat.models import Citation, LlmCall, Message
+from chat.services.budgets import BudgetExhausted, budget_reserve, budget_settle
+from kb.embeddings.tokens import count_tokens
 from kb.models import Chunk
 
 logger = logging.getLogger(__name__)
 
 STOP_CHECK_SECONDS = 0.2
+PROMPT_OVERHEAD = 400  # system prompt, delimiters, history summary: tokens beyond the passages
 WAIT_POLL_SECONDS = 0.25
 
 
@@ -127,12 +136,31 @@ def answer_stream(
     conversation = message.conversation
     if message.question is None:  # an answer is always created with its question
         raise ValueError(f"answer {message_id} has no question")
+    question = message.question.content
+    request_id = uuid.uuid4().hex
+    route = classify_question(question)
+    try:
+        hold = budget_reserve(
+            account_id=conversation.account_id, user_id=conversation.user_id,
+            request_id=request_id, **answer_estimate(question, route),
+        )  # fmt: skip
+    except BudgetExhausted as exc:
+        refused = AnswerOutcome(
+            status="failed", problem=Message.Problem.BUDGET_EXHAUSTED, text=str(exc),
+            request_id=request_id, retry_at=exc.resets_at,
+        )  # fmt: skip
+        answer_persist(message=message, outcome=refused)
+        yield Finished(message_id)
+        return
     request = AnswerRequest(
         account=conversation.account,
         knowledge_base=conversation.knowledge_base,
-        question=message.question.content,
+        question=question,
         history=_history(message) if history is None else history,
         user_id=conversation.user_id,
+        request_id=request_id,
+        # Past a soft threshold, answers take the cheaper route.
+        route=SIMPLE if hold.soft_exceeded else route,
         use_cache=not Message.objects.filter(
             question_id=message.question_id, superseded=True
         ).exists(),
@@ -153,7 +181,25 @@ def answer_stream(
     finally:
         compose.close()
         answer_persist(message=message, outcome=outcome)
+        # What the ledger says it cost (zero for a cached or failed answer) replaces the hold.
+        budget_settle(
+            request_id=request_id,
+            tokens=message.input_tokens + message.output_tokens,
+            cost=message.cost,
+        )
     yield Finished(message_id)
+
+
+def answer_estimate(question: str, route_name: str) -> dict[str, Any]:
+    """The most an answer on ``route_name`` can cost: a full context and a full answer, at
+    the price of the dearest entry of the route's chain (held until it is settled)."""
+    route = route_named(route_name)
+    prompt_tokens = count_tokens(question) + settings.CAIRN_CONTEXT_MAX_TOKENS + PROMPT_OVERHEAD
+    usage = Usage(prompt_tokens, route.max_tokens)
+    cost = max(
+        (call_cost(usage, price_for(e.provider, e.model)) for e in route.chain), default=Decimal(0)
+    )
+    return {"tokens": prompt_tokens + route.max_tokens, "cost": cost}
 
 
 def _stop_poller(message_id: int, cancelled: Callable[[], bool]) -> Callable[[], bool]:
@@ -208,6 +254,7 @@ def answer_persist(*, message: Message, outcome: AnswerOutcome) -> None:
     message.time_to_first_token_ms = None if ttft is None else round(ttft)
     message.latency_ms = round(outcome.latency_ms)
     message.completed_at = timezone.now()
+    message.retry_at = outcome.retry_at
     message.save()
     # A document re-ingested meanwhile has new chunks: a citation keeps its copy of
     # the passage and loses only the link to a chunk that no longer exists.

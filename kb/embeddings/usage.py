@@ -30,6 +30,7 @@ class EmbeddingUsage:
 class EmbeddingContext:
     account_id: int | None
     feature: str  # "ingestion", "query", "reembedding"…
+    request_id: str = ""  # the answer the embedding was for, so its cost counts there
 
 
 class UsageRecorder(Protocol):
@@ -49,8 +50,14 @@ def set_usage_recorder(recorder: UsageRecorder | None) -> None:
 
 
 @contextmanager
-def embedding_context(*, account_id: int | None, feature: str) -> Iterator[None]:
-    token = _context.set(EmbeddingContext(account_id, feature))
+def embedding_context(
+    *, account_id: int | None, feature: str, request_id: str | None = None
+) -> Iterator[None]:
+    """Attribute embeddings made inside to ``account_id`` (and to the answer
+    ``request_id``; unsaid, an enclosing context's request id carries through)."""
+    if request_id is None:
+        request_id = _context.get().request_id
+    token = _context.set(EmbeddingContext(account_id, feature, request_id))
     try:
         yield
     finally:

@@ -1,0 +1,108 @@
+"""Question rate limits: the one place that decides whether a question may be asked now.
+
+Three fixed-window counters (django-ratelimit) in Django's cache: per user
+(CAIRN_CHAT_RATE_LIMIT), per API key (CAIRN_API_KEY_RATE_LIMIT) and per client address
+(CAIRN_IP_RATE_LIMIT). The cache is Redis in production, so every web process shares the
+counters; in the embedded mode it is the memory of the one web process, which is exact
+because there is only one.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.http import HttpRequest
+from django_ratelimit.core import get_usage
+
+IPV6_PREFIX = 64  # one client usually holds a whole /64: count it as one address
+
+_WHAT = {
+    "user": "Too many questions in a short time",
+    "api_key": "Too many questions with this API key in a short time",
+    "ip": "Too many questions from this address in a short time",
+}
+
+
+@dataclass(frozen=True)
+class LimitExceeded:
+    """A question refused: which limit (``user``, ``api_key`` or ``ip``) and the whole
+    seconds until its window resets (at least 1)."""
+
+    limit: str
+    retry_after: int
+
+    @property
+    def message(self) -> str:
+        unit = "second" if self.retry_after == 1 else "seconds"
+        return f"{_WHAT[self.limit]}. Try again in {self.retry_after} {unit}."
+
+
+def client_ip(request: HttpRequest) -> str:
+    """The client's address, honouring ``CAIRN_TRUSTED_PROXIES`` reverse proxies.
+
+    Each proxy appends the address it was called from to X-Forwarded-For, so with N
+    proxies the client is the Nth entry from the right; anything further left was
+    written by the client and is ignored (a made-up entry never changes the answer).
+    With 0 proxies, or a header shorter than N or unreadable there, it is REMOTE_ADDR.
+    Empty when no address is known (a Unix socket without a proxy header).
+    """
+    remote = request.META.get("REMOTE_ADDR") or ""
+    proxies = max(0, settings.CAIRN_TRUSTED_PROXIES)
+    if proxies == 0:
+        return remote
+    forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+    if len(forwarded) < proxies:
+        return remote
+    candidate = forwarded[-proxies]
+    try:
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:
+        return remote
+
+
+def _ip_key(address: str) -> str:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if ip.version == 6:
+        return str(ipaddress.ip_network(f"{ip}/{IPV6_PREFIX}", strict=False).network_address)
+    return str(ip)
+
+
+def question_limits_check(
+    *, request: HttpRequest, user_id: int | None, api_key_id: int | None = None
+) -> LimitExceeded | None:
+    """Count one question against every limit that applies and say whether it may go on.
+
+    The user limit applies to a signed-in person, the key limit to a call with an API
+    key, the address limit to both. Each applicable counter goes up once, refused or
+    not, so a client hammering keeps being refused until the window ends. When several
+    limits are exceeded the longest wait is returned: retrying earlier would fail again.
+    An empty rate setting turns its limit off.
+    """
+    counters: list[tuple[str, str, str]] = []
+    if user_id is not None:
+        counters.append(("user", f"user:{user_id}", settings.CAIRN_CHAT_RATE_LIMIT))
+    if api_key_id is not None:
+        counters.append(("api_key", f"key:{api_key_id}", settings.CAIRN_API_KEY_RATE_LIMIT))
+    address = client_ip(request)
+    if address:
+        counters.append(("ip", f"ip:{_ip_key(address)}", settings.CAIRN_IP_RATE_LIMIT))
+
+    exceeded: LimitExceeded | None = None
+    for limit, value, rate in counters:
+        if not rate:
+            continue
+        usage = get_usage(
+            request, group=f"chat.questions.{limit}", key=lambda _group, _request, v=value: v,
+            rate=rate, increment=True,
+        )  # fmt: skip
+        if usage is None or not usage["should_limit"]:
+            continue
+        wait = max(1, int(usage["time_left"]))
+        if exceeded is None or wait > exceeded.retry_after:
+            exceeded = LimitExceeded(limit=limit, retry_after=wait)
+    return exceeded

@@ -1,0 +1,165 @@
+"""Budgets: reserved before any model call, settled after, exact under concurrency."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.db.models import Sum
+
+from chat.models import Budget, BudgetReservation, BudgetWindow, Message
+from chat.services import budgets
+from chat.services.answers import answer_estimate, answer_stream
+from chat.services.budgets import BudgetExhausted, budget_reserve, budget_settle, window_bounds
+from chat.services.conversations import conversation_start
+from tests.support.api import api_client
+
+QUESTION = "How much does the Growth plan cost per month?"
+
+
+def estimate_tokens() -> int:
+    return answer_estimate(QUESTION, "simple")["tokens"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_fifty_concurrent_questions_never_spend_past_the_cap(help_kb, settings) -> None:
+    settings.CAIRN_CHAT_RATE_LIMIT = "1000/m"
+    settings.CAIRN_API_KEY_RATE_LIMIT = "1000/m"
+    settings.CAIRN_IP_RATE_LIMIT = "1000/m"
+    largest_estimate = estimate_tokens()
+    cap = 10 * largest_estimate + largest_estimate // 2  # room for about ten at once
+    Budget.objects.create(account=help_kb.account, period="day", token_cap=cap)
+    clients = [api_client(help_kb.account, ["answer"])[0] for _ in range(50)]
+    results: list[tuple[int, dict]] = []
+    start = threading.Barrier(50)
+
+    def ask(client) -> None:
+        try:
+            start.wait()
+            response = client.post("/api/v1/answers", {"question": QUESTION}, format="json")
+            results.append((response.status_code, response.json()))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=ask, args=(client,)) for client in clients]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    statuses = [status for status, _ in results]
+    assert len(results) == 50 and set(statuses) <= {200, 429}
+    assert 1 <= statuses.count(200) < 50
+    for status, body in results:
+        if status == 429:
+            assert body["error"]["code"] == "budget_exhausted"
+            assert body["error"]["retry_after"] >= 1 and body["error"]["resets_at"]
+    window = BudgetWindow.objects.get()
+    assert window.tokens_spent <= cap + largest_estimate
+    assert window.tokens_reserved == 0
+    # No request charged twice: one settled reservation per answer, summing to the window.
+    reservations = BudgetReservation.objects.all()
+    assert reservations.count() == statuses.count(200)
+    assert not reservations.filter(settled_at__isnull=True).exists()
+    assert reservations.aggregate(total=Sum("settled_tokens"))["total"] == window.tokens_spent
+    answered = Message.objects.filter(role="assistant", status="done")
+    assert answered.count() == statuses.count(200)
+    assert sum(m.input_tokens + m.output_tokens for m in answered) == window.tokens_spent
+
+
+@pytest.mark.django_db
+def test_a_refused_question_says_when_the_budget_resets_and_calls_no_model(help_kb, staff) -> None:
+    Budget.objects.create(account=help_kb.account, period="month", token_cap=10)
+    _, answer = conversation_start(user_id=staff.pk, knowledge_base=help_kb, text=QUESTION)
+
+    list(answer_stream(message_id=answer.pk, cancelled=lambda: False))
+
+    refused = Message.objects.get(pk=answer.pk)
+    assert refused.status == "failed" and refused.problem == "budget_exhausted"
+    assert "monthly answer budget is used up. It resets at" in refused.content
+    assert refused.retry_at == window_bounds("month", refused.created_at)[1]
+    assert refused.provider == "" and refused.output_tokens == 0
+
+
+@pytest.mark.django_db
+def test_the_window_rolls_over_at_midnight_in_the_budget_timezone(
+    help_kb, monkeypatch, settings
+) -> None:
+    settings.CAIRN_BUDGET_TIMEZONE = "Europe/Berlin"
+    Budget.objects.create(account=help_kb.account, period="day", token_cap=100)
+    late = datetime(2026, 11, 22, 22, 30, tzinfo=UTC)  # 23:30 in Berlin
+    monkeypatch.setattr(budgets.timezone, "now", lambda: late)
+    budget_reserve(account_id=help_kb.account_id, user_id=None, request_id="a", tokens=100,
+                   cost=Decimal(0))  # fmt: skip
+
+    with pytest.raises(BudgetExhausted) as refused:
+        budget_reserve(account_id=help_kb.account_id, user_id=None, request_id="b", tokens=1,
+                       cost=Decimal(0))  # fmt: skip
+    assert refused.value.resets_at == datetime(2026, 11, 22, 23, 0, tzinfo=UTC)  # Berlin midnight
+
+    monkeypatch.setattr(budgets.timezone, "now", lambda: late + timedelta(hours=1))
+    budget_reserve(account_id=help_kb.account_id, user_id=None, request_id="c", tokens=100,
+                   cost=Decimal(0))  # fmt: skip
+    assert BudgetWindow.objects.count() == 2
+
+
+@pytest.mark.django_db
+def test_past_the_soft_threshold_answers_take_the_cheaper_route(help_kb, staff) -> None:
+    complex_question = (
+        "Why would I compare the Growth and Starter plans, and explain the differences?"
+    )
+    tokens = answer_estimate(complex_question, "complex")["tokens"]
+    Budget.objects.create(
+        account=help_kb.account, period="day", token_cap=tokens * 4, soft_threshold=0.1
+    )
+    _, answer = conversation_start(user_id=staff.pk, knowledge_base=help_kb, text=complex_question)
+
+    list(answer_stream(message_id=answer.pk, cancelled=lambda: False))
+
+    assert Message.objects.get(pk=answer.pk).route == "simple"
+
+
+@pytest.mark.django_db
+def test_without_budgets_a_complex_question_keeps_its_route(help_kb, staff) -> None:
+    question = "Why would I compare the Growth and Starter plans, and explain the differences?"
+    _, answer = conversation_start(user_id=staff.pk, knowledge_base=help_kb, text=question)
+
+    list(answer_stream(message_id=answer.pk, cancelled=lambda: False))
+
+    assert Message.objects.get(pk=answer.pk).route == "complex"
+
+
+@pytest.mark.django_db
+def test_settling_twice_charges_once_and_a_failure_releases_the_hold(help_kb) -> None:
+    Budget.objects.create(account=help_kb.account, period="day", cost_cap=Decimal("1.00"))
+    budget_reserve(account_id=help_kb.account_id, user_id=None, request_id="r1", tokens=500,
+                   cost=Decimal("0.40"))  # fmt: skip
+    budget_reserve(account_id=help_kb.account_id, user_id=None, request_id="r2", tokens=500,
+                   cost=Decimal("0.40"))  # fmt: skip
+
+    assert budget_settle(request_id="r1", tokens=300, cost=Decimal("0.25"))
+    assert not budget_settle(request_id="r1", tokens=300, cost=Decimal("0.25"))
+    assert budget_settle(request_id="r2", tokens=0, cost=Decimal(0))  # failed: nothing spent
+
+    window = BudgetWindow.objects.get()
+    assert (window.tokens_spent, window.cost_spent) == (300, Decimal("0.25"))
+    assert (window.tokens_reserved, window.cost_reserved) == (0, Decimal(0))
+
+
+@pytest.mark.django_db
+def test_a_users_own_budget_applies_on_top_of_the_accounts(help_kb, staff) -> None:
+    Budget.objects.create(account=help_kb.account, period="day", token_cap=10_000)
+    Budget.objects.create(account=help_kb.account, user=staff, period="day", token_cap=50)
+
+    with pytest.raises(BudgetExhausted) as refused:
+        budget_reserve(account_id=help_kb.account_id, user_id=staff.pk, request_id="u",
+                       tokens=60, cost=Decimal(0))  # fmt: skip
+
+    assert str(refused.value).startswith("Your daily answer budget is used up")
+    budget_reserve(account_id=help_kb.account_id, user_id=None, request_id="x", tokens=60,
+                   cost=Decimal(0))  # fmt: skip
+    account_window = BudgetWindow.objects.get(budget__user__isnull=True)
+    assert account_window.tokens_reserved == 60  # the refused one held nothing
