@@ -1,4 +1,4 @@
-"""Admin for the usage ledger (read-only, per account) and the gateway's routes."""
+"""Admin for the usage ledger (read-only, per account), the gateway's routes and budgets."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
+from django.utils import timezone
 
 from chat.llm.routing import parse_chain
-from chat.models import LlmCall, LlmRoute
+from chat.models import Budget, BudgetWindow, LlmCall, LlmRoute
+from chat.services.budgets import window_bounds
 from kb.admin_scoping import AccountScopedAdmin
 
 
@@ -80,3 +82,39 @@ class LlmRouteAdmin(admin.ModelAdmin):
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return request.user.is_superuser
+
+
+@admin.register(Budget)
+class BudgetAdmin(AccountScopedAdmin):
+    """Caps per account (or user), with what the current window has spent against them."""
+
+    list_display = [
+        "account", "who", "period", "token_cap", "cost_cap", "soft_threshold",
+        "tokens_used", "cost_used", "resets",
+    ]  # fmt: skip
+    list_filter = ["period"]
+    list_select_related = ["account", "user"]
+
+    @admin.display(description="for")
+    def who(self, budget: Budget) -> str:
+        return budget.user.get_username() if budget.user else "whole account"
+
+    def _current(self, budget: Budget) -> BudgetWindow | None:
+        start, _ = window_bounds(budget.period, timezone.now())
+        return budget.windows.filter(starts_at=start).first()
+
+    @admin.display(description="tokens this window")
+    def tokens_used(self, budget: Budget) -> str:
+        window = self._current(budget)
+        used = (window.tokens_spent + window.tokens_reserved) if window else 0
+        return f"{used:,} of {budget.token_cap:,}" if budget.token_cap else f"{used:,}"
+
+    @admin.display(description="cost this window")
+    def cost_used(self, budget: Budget) -> str:
+        window = self._current(budget)
+        used = (window.cost_spent + window.cost_reserved) if window else 0
+        return f"${used:.4f} of ${budget.cost_cap:.2f}" if budget.cost_cap else f"${used:.4f}"
+
+    @admin.display(description="resets")
+    def resets(self, budget: Budget) -> str:
+        return f"{window_bounds(budget.period, timezone.now())[1]:%Y-%m-%d %H:%M %Z}"

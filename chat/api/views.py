@@ -35,6 +35,7 @@ from chat.api.serializers import (
     answer_data,
 )
 from chat.models import Conversation, Feedback, Message
+from chat.selectors.budgets import budget_headers, budget_standing
 from chat.services.answers import Finished, Token, answer_stream
 from chat.services.conversations import conversation_start, question_ask
 from chat.services.feedback import FeedbackRejected, feedback_give
@@ -195,7 +196,10 @@ class AnswerCreateApi(APIView):
                 "Every language model is unavailable right now.", retry_after=30,
                 extra={"answer": answer.content, "message_id": answer.pk},
             )  # fmt: skip
-        return Response(body)
+        response = Response(body)
+        for name, value in _standing_headers(request).items():
+            response[name] = value
+        return response
 
     def _answer_for(self, request: Request, data: dict[str, Any], key: str) -> Message:
         """The pending answer to generate (or, for a repeated idempotency key, the first)."""
@@ -262,7 +266,20 @@ class AnswerCreateApi(APIView):
         response = StreamingHttpResponse(events(), content_type="text/event-stream")
         response["Cache-Control"] = "no-cache, no-transform"
         response["X-Accel-Buffering"] = "no"
+        for name, value in _standing_headers(request).items():  # before this answer's cost
+            response[name] = value
         return response
+
+
+def _standing_headers(request: Request) -> dict[str, str]:
+    api_key = request_api_key(request)
+    account_ids = request_account_ids(request, scope=ApiKey.Scope.ANSWER)
+    if api_key is None and len(account_ids) != 1:
+        return {}  # a session user of several accounts: per answer, not per request
+    account_id = api_key.account_id if api_key else next(iter(account_ids))
+    return budget_headers(
+        budget_standing(account_id=account_id, user_id=None if api_key else request.user.pk)
+    )
 
 
 class ConversationListApi(APIView):

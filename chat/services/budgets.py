@@ -76,7 +76,7 @@ def _applicable(account_id: int, user_id: int | None) -> list[Budget]:
     )
 
 
-_ADJECTIVE = {Budget.Period.DAY: "daily", Budget.Period.MONTH: "monthly"}
+_ADJECTIVE: dict[str, str] = {Budget.Period.DAY: "daily", Budget.Period.MONTH: "monthly"}
 
 
 def _exhausted_message(budget: Budget, resets_at: datetime) -> str:

@@ -163,3 +163,39 @@ def test_a_users_own_budget_applies_on_top_of_the_accounts(help_kb, staff) -> No
                    cost=Decimal(0))  # fmt: skip
     account_window = BudgetWindow.objects.get(budget__user__isnull=True)
     assert account_window.tokens_reserved == 60  # the refused one held nothing
+
+
+@pytest.mark.django_db
+def test_the_admin_shows_spend_against_caps_only_to_the_accounts_admins(help_kb, client) -> None:
+    from tests.factories import make_account, make_user
+
+    budget = Budget.objects.create(account=help_kb.account, period="day", token_cap=5000)
+    budget_reserve(account_id=help_kb.account_id, user_id=None, request_id="shown", tokens=1200,
+                   cost=Decimal(0))  # fmt: skip
+    budget_settle(request_id="shown", tokens=1000, cost=Decimal(0))
+    admin = make_user(account=help_kb.account, role="admin")
+    outsider = make_user(account=make_account("Elsewhere"), role="admin")
+
+    client.force_login(admin)
+    page = client.get("/admin/chat/budget/").content.decode()
+    client.force_login(outsider)
+    hidden = client.get(f"/admin/chat/budget/{budget.pk}/change/")
+
+    assert "1,000 of 5,000" in page
+    assert hidden.status_code in (302, 404)
+
+
+@pytest.mark.django_db
+def test_api_answers_say_how_much_budget_is_left(help_kb) -> None:
+    Budget.objects.create(account=help_kb.account, period="day", token_cap=100_000,
+                          cost_cap=Decimal("5.00"))  # fmt: skip
+    client, _, _ = api_client(help_kb.account, ["answer"])
+
+    first = client.post("/api/v1/answers", {"question": QUESTION}, format="json")
+    second = client.post("/api/v1/answers", {"question": "How do refunds work?"}, format="json")
+
+    assert first.status_code == second.status_code == 200
+    left_after_first = int(first["X-Budget-Remaining-Tokens"])
+    assert 0 < int(second["X-Budget-Remaining-Tokens"]) < left_after_first < 100_000
+    assert second["X-Budget-Remaining-Cost"] == "5.0000"  # the local answerer is free
+    assert datetime.fromisoformat(second["X-Budget-Reset"]) > datetime.now(UTC)
