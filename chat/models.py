@@ -328,6 +328,10 @@ class Budget(models.Model):
         who = f"user {self.user_id}" if self.user_id else "account"
         return f"{self.account} {who} per {self.period}"
 
+    @property
+    def adjective(self) -> str:
+        return "daily" if self.period == self.Period.DAY else "monthly"
+
 
 class BudgetWindow(models.Model):
     """What was reserved and spent against a budget in one day or month."""
@@ -339,6 +343,9 @@ class BudgetWindow(models.Model):
     tokens_spent = models.BigIntegerField(default=0)
     cost_reserved = models.DecimalField(max_digits=14, decimal_places=8, default=Decimal(0))
     cost_spent = models.DecimalField(max_digits=14, decimal_places=8, default=Decimal(0))
+    # Each alert goes out once per window; set by a conditional update when sent.
+    soft_alerted_at = models.DateTimeField(null=True, blank=True)
+    hard_alerted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

@@ -565,6 +565,28 @@ CAIRN_BUDGET_TIMEZONE = env_str(
     help="Time zone in which budget days and months start (an IANA name, e.g. Europe/Berlin).",
 )
 
+# --- Mail (budget alerts) -------------------------------------------------------
+
+_email_host = env_str(
+    "CAIRN_EMAIL_HOST",
+    "",
+    help="SMTP server for alerts to account admins. Unset: mails are written to the log.",
+)
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend"
+    if _email_host
+    else "django.core.mail.backends.console.EmailBackend"
+)
+EMAIL_HOST = _email_host or "localhost"
+EMAIL_PORT = env_int("CAIRN_EMAIL_PORT", 587, help="SMTP port.")
+EMAIL_HOST_USER = env_str("CAIRN_EMAIL_USER", "", help="SMTP user name.")
+EMAIL_HOST_PASSWORD = env_secret("CAIRN_EMAIL_PASSWORD", "", help="SMTP password.")
+EMAIL_USE_TLS = env_bool("CAIRN_EMAIL_TLS", True, help="Use STARTTLS with the SMTP server.")
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = env_str(
+    "CAIRN_EMAIL_FROM", "cairn@localhost", help="Sender address of Cairn's mails."
+)
+
 # --- Auth, i18n, security ----------------------------------------------------
 
 AUTH_PASSWORD_VALIDATORS = [

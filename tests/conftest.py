@@ -39,9 +39,13 @@ def _task_messages_stay_in_memory():
 
 @pytest.fixture(autouse=True)
 def _fast_passwords_and_private_media(settings, tmp_path: Path) -> Iterator[None]:
-    """Cheap password hashing, and uploads into a folder of the test's own."""
+    """Cheap password hashing, uploads into a folder of the test's own, and an empty
+    cache: rate-limit counters, breakers and cached answers never leak between tests."""
+    from django.core.cache import cache
+
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.MEDIA_ROOT = tmp_path / "media"
+    cache.clear()
     yield
 
 

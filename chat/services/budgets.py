@@ -22,6 +22,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from chat.models import Budget, BudgetReservation, BudgetWindow
+from chat.services.budget_alerts import budget_alerts_send
 
 logger = logging.getLogger(__name__)
 
@@ -76,14 +77,11 @@ def _applicable(account_id: int, user_id: int | None) -> list[Budget]:
     )
 
 
-_ADJECTIVE: dict[str, str] = {Budget.Period.DAY: "daily", Budget.Period.MONTH: "monthly"}
-
-
 def _exhausted_message(budget: Budget, resets_at: datetime) -> str:
     whose = "Your" if budget.user_id else "Your account's"
     local = resets_at.astimezone(ZoneInfo(settings.CAIRN_BUDGET_TIMEZONE))
     return (
-        f"{whose} {_ADJECTIVE[budget.period]} answer budget is used up. It resets at "
+        f"{whose} {budget.adjective} answer budget is used up. It resets at "
         f"{local:%Y-%m-%d %H:%M} {settings.CAIRN_BUDGET_TIMEZONE}; an account admin can raise it."
     )
 
@@ -99,6 +97,8 @@ def budget_reserve(
     budgets = _applicable(account_id, user_id)
     windows = [(budget, _window(budget, now)) for budget in budgets]
     soft = False
+    refused: BudgetExhausted | None = None
+    refused_window = 0
     with transaction.atomic():
         for budget, window in windows:
             held = BudgetWindow.objects.filter(pk=window.pk)
@@ -113,15 +113,21 @@ def budget_reserve(
                 cost_reserved=F("cost_reserved") + cost,
             ):
                 transaction.set_rollback(True)
-                raise BudgetExhausted(
+                refused = BudgetExhausted(
                     _exhausted_message(budget, window.ends_at), resets_at=window.ends_at
                 )
+                refused_window = window.pk
+                break
             window.refresh_from_db()
             soft = soft or _past_soft(budget, window)
-        reservation = BudgetReservation.objects.create(
-            request_id=request_id, account_id=account_id, tokens=tokens, cost=cost
-        )
-        reservation.windows.set([window for _, window in windows])
+        if refused is None:
+            reservation = BudgetReservation.objects.create(
+                request_id=request_id, account_id=account_id, tokens=tokens, cost=cost
+            )
+            reservation.windows.set([window for _, window in windows])
+    if refused is not None:
+        budget_alerts_send(window_id=refused_window, refused=True)
+        raise refused
     return BudgetHold(request_id=request_id, soft_exceeded=soft)
 
 
@@ -145,10 +151,13 @@ def budget_settle(*, request_id: str, tokens: int, cost: Decimal) -> bool:
         if not settled:
             return False
         reservation = BudgetReservation.objects.get(request_id=request_id)
-        BudgetWindow.objects.filter(pk__in=reservation.windows.values("pk")).update(
+        window_ids = list(reservation.windows.values_list("pk", flat=True))
+        BudgetWindow.objects.filter(pk__in=window_ids).update(
             tokens_reserved=F("tokens_reserved") - reservation.tokens,
             cost_reserved=F("cost_reserved") - reservation.cost,
             tokens_spent=F("tokens_spent") + tokens,
             cost_spent=F("cost_spent") + cost,
         )
+    for window_id in window_ids:
+        budget_alerts_send(window_id=window_id)
     return True

@@ -184,7 +184,7 @@ def test_a_session_user_asks_through_the_api_too(help_kb, staff, client) -> None
 
 
 def test_too_many_questions_are_a_429_with_retry_after(help_kb, settings) -> None:
-    settings.CAIRN_CHAT_RATE_LIMIT = "2/m"
+    settings.CAIRN_API_KEY_RATE_LIMIT = "2/m"
     client, _, _ = api_client(help_kb.account, ["answer"])
 
     statuses = [ask(client, "Refunds?").status_code for _ in range(3)]

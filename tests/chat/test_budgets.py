@@ -199,3 +199,36 @@ def test_api_answers_say_how_much_budget_is_left(help_kb) -> None:
     assert 0 < int(second["X-Budget-Remaining-Tokens"]) < left_after_first < 100_000
     assert second["X-Budget-Remaining-Cost"] == "5.0000"  # the local answerer is free
     assert datetime.fromisoformat(second["X-Budget-Reset"]) > datetime.now(UTC)
+
+
+@pytest.mark.django_db
+def test_alerts_go_to_the_account_admins_once_per_window(help_kb, caplog) -> None:
+    from django.core import mail
+
+    from tests.factories import make_user
+
+    admin = make_user(account=help_kb.account, role="admin")
+    admin.email = "owner@ledgerly.example"
+    admin.save()
+    Budget.objects.create(account=help_kb.account, period="day", token_cap=1000)
+
+    def spend(request_id: str, tokens: int) -> None:
+        budget_reserve(account_id=help_kb.account_id, user_id=None, request_id=request_id,
+                       tokens=tokens, cost=Decimal(0))  # fmt: skip
+        budget_settle(request_id=request_id, tokens=tokens, cost=Decimal(0))
+
+    spend("a", 700)
+    assert mail.outbox == []
+    spend("b", 150)  # 85 %: the soft alert
+    spend("c", 50)  # still past it: nothing new
+    assert [m.to for m in mail.outbox] == [["owner@ledgerly.example"]]
+    assert "has used 85% of its daily answer budget" in mail.outbox[0].subject
+
+    spend("d", 100)  # the cap
+    with pytest.raises(BudgetExhausted):
+        spend("e", 1)  # refused: already alerted
+    assert len(mail.outbox) == 2
+    assert "has reached its daily answer budget" in mail.outbox[1].subject
+    assert [r.message.split(":")[0] for r in caplog.records if r.name == "cairn.budgets"] == [
+        "budget soft alert", "budget hard alert"
+    ]  # fmt: skip
