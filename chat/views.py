@@ -15,6 +15,7 @@ from django_htmx.middleware import HtmxDetails
 from chat.answering.questions import QuestionRejected
 from chat.models import Conversation, Message
 from chat.ratelimits import LimitExceeded, question_limits_check
+from chat.selectors.budgets import budget_standing
 from chat.selectors.conversations import (
     conversation_for_user,
     conversation_messages,
@@ -38,10 +39,20 @@ class HtmxHttpRequest(HttpRequest):
 
 
 def _page_context(request: HtmxHttpRequest, **extra: object) -> dict[str, object]:
+    knowledge_bases = list(knowledge_bases_for_user(user=request.user))
+    conversation = extra.get("conversation")
+    account_id = (
+        conversation.account_id
+        if isinstance(conversation, Conversation)
+        else (knowledge_bases[0].account_id if knowledge_bases else None)
+    )
     return {
         "conversations": conversations_for_user(user=request.user)[:RECENT_CONVERSATIONS],
-        "knowledge_bases": list(knowledge_bases_for_user(user=request.user)),
+        "knowledge_bases": knowledge_bases,
         "max_question_chars": settings.CAIRN_MAX_QUESTION_CHARS,
+        "budget": None
+        if account_id is None
+        else budget_standing(account_id=account_id, user_id=request.user.pk),
         **extra,
     }
 

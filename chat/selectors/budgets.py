@@ -20,6 +20,7 @@ class BudgetStanding:
     tokens_left: int | None  # None: no token cap applies
     cost_left: Decimal | None
     resets_at: datetime
+    share_left: float = 1.0  # of the tightest cap, 0-1 (for a meter)
 
 
 def budget_standing(*, account_id: int, user_id: int | None) -> BudgetStanding | None:
@@ -30,6 +31,7 @@ def budget_standing(*, account_id: int, user_id: int | None) -> BudgetStanding |
     )
     tokens_left: int | None = None
     cost_left: Decimal | None = None
+    share_left = 1.0
     resets: list[datetime] = []
     for budget in budgets:
         start, end = window_bounds(budget.period, now)
@@ -40,12 +42,16 @@ def budget_standing(*, account_id: int, user_id: int | None) -> BudgetStanding |
         if budget.token_cap is not None:
             left = max(budget.token_cap - used_tokens, 0)
             tokens_left = left if tokens_left is None else min(tokens_left, left)
+            share_left = min(share_left, left / budget.token_cap if budget.token_cap else 0.0)
         if budget.cost_cap is not None:
             left_cost = max(budget.cost_cap - used_cost, Decimal(0))
             cost_left = left_cost if cost_left is None else min(cost_left, left_cost)
+            share_left = min(
+                share_left, float(left_cost / budget.cost_cap) if budget.cost_cap else 0.0
+            )
     if not resets:
         return None
-    return BudgetStanding(tokens_left, cost_left, min(resets))
+    return BudgetStanding(tokens_left, cost_left, min(resets), share_left)
 
 
 def budget_headers(standing: BudgetStanding | None) -> dict[str, str]:

@@ -232,3 +232,18 @@ def test_alerts_go_to_the_account_admins_once_per_window(help_kb, caplog) -> Non
     assert [r.message.split(":")[0] for r in caplog.records if r.name == "cairn.budgets"] == [
         "budget soft alert", "budget hard alert"
     ]  # fmt: skip
+
+
+@pytest.mark.django_db
+def test_the_chat_shows_a_meter_of_the_budget_left(help_kb, staff, client) -> None:
+    client.force_login(staff)
+    without = client.get("/chat/").content.decode()
+    Budget.objects.create(account=help_kb.account, period="day", token_cap=2000)
+    budget_reserve(account_id=help_kb.account_id, user_id=staff.pk, request_id="m", tokens=500,
+                   cost=Decimal(0))  # fmt: skip
+
+    page = client.get("/chat/").content.decode()
+
+    assert "Budget left" not in without
+    assert '<meter min="0" max="1"' in page and 'value="0.750"' in page
+    assert "1500 tokens" in page and "resets" in page
