@@ -6,8 +6,10 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.db.models import Count, F, Sum
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.html import format_html_join
 
 from chat.llm.routing import parse_chain
 from chat.models import Budget, BudgetWindow, LlmCall, LlmRoute
@@ -94,6 +96,7 @@ class BudgetAdmin(AccountScopedAdmin):
     ]  # fmt: skip
     list_filter = ["period"]
     list_select_related = ["account", "user"]
+    readonly_fields = ["spent_by"]
 
     @admin.display(description="for")
     def who(self, budget: Budget) -> str:
@@ -118,3 +121,33 @@ class BudgetAdmin(AccountScopedAdmin):
     @admin.display(description="resets")
     def resets(self, budget: Budget) -> str:
         return f"{window_bounds(budget.period, timezone.now())[1]:%Y-%m-%d %H:%M %Z}"
+
+    @admin.display(description="who spent what this window")
+    def spent_by(self, budget: Budget) -> str:
+        """From the usage ledger: tokens and cost per user (and API calls) this window."""
+        if budget.pk is None:
+            return "-"
+        start, end = window_bounds(budget.period, timezone.now())
+        calls = LlmCall.objects.filter(
+            account_id=budget.account_id, created_at__gte=start, created_at__lt=end
+        )
+        if budget.user_id:
+            calls = calls.filter(user_id=budget.user_id)
+        rows = (
+            calls.values("user__username")
+            .annotate(
+                tokens=Sum(F("input_tokens") + F("output_tokens")), cost=Sum("cost"),
+                answers=Count("request_id", distinct=True),
+            )
+            .order_by("-cost", "-tokens")[:20]
+        )  # fmt: skip
+        if not rows:
+            return "Nothing spent yet."
+        return format_html_join(
+            "\n", "<div>{}: {} tokens, ${} ({} requests)</div>",
+            (
+                (row["user__username"] or "API keys and system", f"{row['tokens'] or 0:,}",
+                 f"{row['cost'] or 0:.4f}", row["answers"])
+                for row in rows
+            ),
+        )  # fmt: skip

@@ -247,3 +247,17 @@ def test_the_chat_shows_a_meter_of_the_budget_left(help_kb, staff, client) -> No
     assert "Budget left" not in without
     assert '<meter min="0" max="1"' in page and 'value="0.750"' in page
     assert "1500 tokens" in page and "resets" in page
+
+
+@pytest.mark.django_db
+def test_the_budget_page_shows_who_spent_what_from_the_ledger(help_kb, staff, client) -> None:
+    from tests.factories import make_user
+
+    budget = Budget.objects.create(account=help_kb.account, period="month", token_cap=10**6)
+    _, answer = conversation_start(user_id=staff.pk, knowledge_base=help_kb, text=QUESTION)
+    list(answer_stream(message_id=answer.pk, cancelled=lambda: False))
+    client.force_login(make_user(account=help_kb.account, role="admin"))
+
+    page = client.get(f"/admin/chat/budget/{budget.pk}/change/").content.decode()
+
+    assert f"{staff.get_username()}: " in page and " tokens, $0.0000 (" in page
