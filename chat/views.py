@@ -14,7 +14,7 @@ from django_htmx.middleware import HtmxDetails
 
 from chat.answering.questions import QuestionRejected
 from chat.models import Conversation, Message
-from chat.ratelimits import LimitExceeded, question_limits_check
+from chat.ratelimits import question_limits_check
 from chat.selectors.budgets import budget_standing
 from chat.selectors.conversations import (
     conversation_for_user,
@@ -25,9 +25,9 @@ from chat.selectors.conversations import (
     message_for_user,
 )
 from chat.services import conversations as conversation_services
+from chat.services.answers import answer_budget_check, answer_stream
 from chat.services.answers import answer_regenerate as regenerate
 from chat.services.answers import answer_stop as stop
-from chat.services.answers import answer_stream
 from chat.services.feedback import FeedbackRejected
 from chat.services.feedback import feedback_give as give_feedback
 
@@ -80,12 +80,18 @@ def home(request: HtmxHttpRequest) -> HttpResponse:
 def conversation_start(request: HtmxHttpRequest) -> HttpResponse:
     if exceeded := question_limits_check(request=request, user_id=request.user.pk):
         error = _composer_error(request, exceeded.message, 429, "chat/home.html")
-        return _retry_after(error, exceeded)
+        return _retry_after(error, exceeded.retry_after)
     try:
         knowledge_base_id = int(request.POST.get("knowledge_base", ""))
     except ValueError:
         return _composer_error(request, "Choose a knowledge base.", 400, "chat/home.html")
     knowledge_base = knowledge_base_for_user(user=request.user, knowledge_base_id=knowledge_base_id)
+    if refused := answer_budget_check(
+        account_id=knowledge_base.account_id, user_id=request.user.pk,
+        question=request.POST.get("question", ""),
+    ):  # fmt: skip
+        error = _composer_error(request, str(refused), 429, "chat/home.html")
+        return _retry_after(error, refused.retry_after)
     try:
         conversation, _ = conversation_services.conversation_start(
             user_id=int(request.user.pk or 0), knowledge_base=knowledge_base,
@@ -120,7 +126,13 @@ def question_ask(request: HtmxHttpRequest, conversation_id: int) -> HttpResponse
     conversation = conversation_for_user(user=request.user, conversation_id=conversation_id)
     if exceeded := question_limits_check(request=request, user_id=request.user.pk):
         error = _conversation_error(request, conversation, exceeded.message, 429)
-        return _retry_after(error, exceeded)
+        return _retry_after(error, exceeded.retry_after)
+    if refused := answer_budget_check(
+        account_id=conversation.account_id, user_id=request.user.pk,
+        question=request.POST.get("question", ""),
+    ):  # fmt: skip
+        error = _conversation_error(request, conversation, str(refused), 429)
+        return _retry_after(error, refused.retry_after)
     try:
         asked, answer = conversation_services.question_ask(
             conversation=conversation, text=request.POST.get("question", "")
@@ -132,8 +144,8 @@ def question_ask(request: HtmxHttpRequest, conversation_id: int) -> HttpResponse
     return render(request, "chat/conversation.html#exchange", {"asked": asked, "answer": answer})
 
 
-def _retry_after(response: HttpResponse, exceeded: LimitExceeded) -> HttpResponse:
-    response["Retry-After"] = str(exceeded.retry_after)
+def _retry_after(response: HttpResponse, seconds: int) -> HttpResponse:
+    response["Retry-After"] = str(seconds)
     return response
 
 

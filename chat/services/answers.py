@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.cache import cache
@@ -28,6 +29,7 @@ from chat.llm.ledger import price_for
 from chat.llm.pricing import call_cost
 from chat.llm.routing import SIMPLE, classify_question, route_named
 from chat.models import Citation, LlmCall, Message
+from chat.selectors.budgets import budget_standing
 from chat.services.budgets import BudgetExhausted, budget_reserve, budget_settle
 from kb.embeddings.tokens import count_tokens
 from kb.models import Chunk
@@ -188,6 +190,28 @@ def answer_stream(
             cost=message.cost,
         )
     yield Finished(message_id)
+
+
+def answer_budget_check(
+    *, account_id: int, user_id: int | None, question: str
+) -> BudgetExhausted | None:
+    """Whether the budgets left can hold another answer, checked before asking (so the
+    page can answer 429 at once); the reservation when it is generated stays the rule."""
+    standing = budget_standing(account_id=account_id, user_id=user_id)
+    if standing is None:
+        return None
+    needed = answer_estimate(question, classify_question(question))
+    short = (standing.tokens_left is not None and standing.tokens_left < needed["tokens"]) or (
+        standing.cost_left is not None and standing.cost_left < needed["cost"]
+    )
+    if not short:
+        return None
+    local = standing.resets_at.astimezone(ZoneInfo(settings.CAIRN_BUDGET_TIMEZONE))
+    return BudgetExhausted(
+        "The answer budget does not cover another question until "
+        f"{local:%Y-%m-%d %H:%M} {settings.CAIRN_BUDGET_TIMEZONE}; an account admin can raise it.",
+        resets_at=standing.resets_at,
+    )
 
 
 def answer_estimate(question: str, route_name: str) -> dict[str, Any]:

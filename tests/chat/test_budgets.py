@@ -261,3 +261,19 @@ def test_the_budget_page_shows_who_spent_what_from_the_ledger(help_kb, staff, cl
     page = client.get(f"/admin/chat/budget/{budget.pk}/change/").content.decode()
 
     assert f"{staff.get_username()}: " in page and " tokens, $0.0000 (" in page
+
+
+@pytest.mark.django_db
+def test_the_chat_refuses_a_question_the_budget_cannot_cover_with_a_429(
+    help_kb, staff, client
+) -> None:
+    Budget.objects.create(account=help_kb.account, period="day", token_cap=100)
+    client.force_login(staff)
+
+    response = client.post(
+        "/chat/ask", {"knowledge_base": help_kb.pk, "question": QUESTION}, HTTP_HX_REQUEST="true"
+    )
+
+    assert response.status_code == 429 and int(response["Retry-After"]) >= 1
+    assert "answer budget does not cover another question until" in response.content.decode()
+    assert not Message.objects.exists()
