@@ -20,7 +20,7 @@ from chat.presentation import problem_text
 from chat.rendering import streamed_text_html
 from chat.selectors.conversations import message_for_user
 from chat.services.answers import Finished, Token, answer_stream
-from chat.streaming import Heartbeat, Relay, closing_connection
+from chat.streaming import Heartbeat, Relay, closing_connection, event_stream_response
 
 
 def sse_event(event: str, data: str) -> str:
@@ -66,7 +66,4 @@ async def answer_events(
                     yield sse_event("failed", failed)
                 yield sse_event("done", html)
 
-    response = StreamingHttpResponse(body(), content_type="text/event-stream")
-    response["Cache-Control"] = "no-cache, no-transform"
-    response["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
-    return response
+    return event_stream_response(body())

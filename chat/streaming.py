@@ -20,6 +20,7 @@ from typing import Any, Generic, ParamSpec, TypeVar
 
 from django.conf import settings
 from django.db import close_old_connections, connection
+from django.http import StreamingHttpResponse
 
 logger = logging.getLogger(__name__)
 
@@ -126,3 +127,11 @@ class Relay(Generic[T]):
             # Normal end, client disconnect (CancelledError) or error: the producer stops
             # at its next check. It is not awaited: a disconnect must not wait on a model.
             self._cancel.set()
+
+
+def event_stream_response(events: AsyncIterator[str]) -> StreamingHttpResponse:
+    """An SSE response that nothing between here and the client buffers or rewrites."""
+    response = StreamingHttpResponse(events, content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache, no-transform"
+    response["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
+    return response

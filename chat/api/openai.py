@@ -35,7 +35,7 @@ from chat.api.views import budget_refusal
 from chat.models import Message
 from chat.services.answers import Finished, Token, answer_stream
 from chat.services.conversations import conversation_start
-from chat.streaming import Heartbeat, Relay, closing_connection
+from chat.streaming import Heartbeat, Relay, closing_connection, event_stream_response
 from config.api_errors import ApplicationError, ServiceUnavailable
 from config.api_schema import ERROR_HEADERS, error_responses
 from kb.api.auth import request_account_ids, request_api_key
@@ -255,7 +255,5 @@ class ChatCompletionCreateApi(APIView):
                         yield f"data: {json.dumps(usage)}\n\n"
             yield "data: [DONE]\n\n"
 
-        response = StreamingHttpResponse(events(), content_type="text/event-stream")
-        response["Cache-Control"] = "no-cache, no-transform"
-        response["X-Accel-Buffering"] = "no"
+        response = event_stream_response(events())
         return response

@@ -39,7 +39,7 @@ from chat.selectors.budgets import budget_headers, budget_standing
 from chat.services.answers import Finished, Token, answer_stream
 from chat.services.conversations import conversation_start, question_ask
 from chat.services.feedback import FeedbackRejected, feedback_give
-from chat.streaming import Heartbeat, Relay, closing_connection
+from chat.streaming import Heartbeat, Relay, closing_connection, event_stream_response
 from config.api_errors import (
     ApplicationError,
     Conflict,
@@ -263,9 +263,7 @@ class AnswerCreateApi(APIView):
                         yield sse("error", error_body(code, message))
                     yield sse("done", body)
 
-        response = StreamingHttpResponse(events(), content_type="text/event-stream")
-        response["Cache-Control"] = "no-cache, no-transform"
-        response["X-Accel-Buffering"] = "no"
+        response = event_stream_response(events())
         for name, value in _standing_headers(request).items():  # before this answer's cost
             response[name] = value
         return response
