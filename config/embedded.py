@@ -100,9 +100,30 @@ class EmbeddedPostgres:
                 conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
 
     def stop(self) -> None:
-        """Stop the server quickly and cleanly (fast shutdown: no new work, flush, exit)."""
+        """Stop the server quickly and cleanly (fast shutdown: no new work, flush, exit).
+
+        A Ctrl-C in a terminal reaches the postmaster too, which then shuts down by itself;
+        pg_ctl finding it already gone (or going) is a clean stop, not an error.
+        """
         if not self.is_running():
             return
+        from subprocess import CalledProcessError
+
         from pgserver import pg_ctl  # type: ignore[attr-defined]
 
-        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=self._system_user)
+        try:
+            pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=self._system_user)
+        except CalledProcessError:
+            if self._wait_stopped(seconds=30):
+                return
+            raise
+
+    def _wait_stopped(self, *, seconds: float) -> bool:
+        import time
+
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if not (self.pgdata / "postmaster.pid").exists():
+                return True
+            time.sleep(0.2)
+        return False

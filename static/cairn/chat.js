@@ -31,6 +31,14 @@
     if (event.detail.elt.id === "composer") event.detail.elt.classList.add("busy");
   });
   document.body.addEventListener("htmx:afterRequest", function (event) {
-    if (event.detail.elt.id === "composer") event.detail.elt.classList.remove("busy");
+    const form = event.detail.elt;
+    if (form.id !== "composer") return;
+    form.classList.remove("busy");
+    // Asked: empty the box for the next question (on an error the text stays).
+    if (event.detail.successful && form.getAttribute("hx-target") === "#messages") {
+      form.reset();
+      const error = document.getElementById("composer-error");
+      if (error) error.textContent = "";
+    }
   });
 })();

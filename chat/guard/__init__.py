@@ -1,0 +1,1 @@
+"""Guardrails: prompt-injection detection, PII redaction, and their evaluations."""
