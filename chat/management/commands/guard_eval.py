@@ -1,4 +1,7 @@
-"""Measure the guards on labelled data: `guard_eval injections FILE.jsonl`, `guard_eval pii FILE.json`."""
+"""Measure the guards on labelled data.
+
+`guard_eval injections FILE.jsonl` and `guard_eval pii FILE.json`.
+"""
 
 from __future__ import annotations
 
