@@ -67,3 +67,15 @@ def embedding_context(
 def report_embedding_usage(usage: EmbeddingUsage) -> None:
     if _recorder is not None:
         _recorder(usage, _context.get())
+
+
+@contextmanager
+def usage_recording_paused() -> Iterator[None]:
+    """Embeddings made inside are not reported (offline evaluations nobody is billed for)."""
+    global _recorder
+    previous = _recorder
+    _recorder = None
+    try:
+        yield
+    finally:
+        _recorder = previous

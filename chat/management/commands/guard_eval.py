@@ -11,6 +11,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from chat.guard.injection_eval import InjectionReport, injection_report
+from chat.guard.pii_eval import PiiReport, pii_report
+
 
 class Command(BaseCommand):
     help = "Evaluate the prompt-injection detector or the PII redactor on a labelled file."
@@ -24,13 +27,10 @@ class Command(BaseCommand):
         path: Path = options["file"]
         if not path.is_file():
             raise CommandError(f"{path}: no such file")
+        report: InjectionReport | PiiReport
         if options["guard"] == "injections":
-            from chat.guard.injection_eval import injection_report
-
             report = injection_report(path)
         else:
-            from chat.guard.pii_eval import pii_report
-
             report = pii_report(path)
         self.stdout.write(report.as_text())
         if options["json"]:
