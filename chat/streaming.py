@@ -49,21 +49,28 @@ THREAD_NAME_PREFIX = "cairn-answer"
 
 _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
+_pool_generation = 0
 _pool_lock = threading.Lock()
 
 
 def _executor() -> ThreadPoolExecutor:
     """The process's generation pool (rebuilt if CAIRN_ANSWER_THREADS changed, for tests)."""
-    global _pool, _pool_size
+    global _pool, _pool_size, _pool_generation
     with _pool_lock:
         if _pool is None or _pool_size != settings.CAIRN_ANSWER_THREADS:
             if _pool is not None:
                 _pool.shutdown(wait=False)
             _pool_size = settings.CAIRN_ANSWER_THREADS
+            _pool_generation += 1
             _pool = ThreadPoolExecutor(
-                max_workers=_pool_size, thread_name_prefix=THREAD_NAME_PREFIX
+                max_workers=_pool_size, thread_name_prefix=pool_thread_prefix()
             )
         return _pool
+
+
+def pool_thread_prefix() -> str:
+    """Name prefix of the current pool's threads (an old pool's may linger a moment)."""
+    return f"{THREAD_NAME_PREFIX}-{_pool_generation}"
 
 
 @dataclass(frozen=True)

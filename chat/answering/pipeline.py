@@ -9,6 +9,7 @@ run the very same pipeline without writing conversations.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Generator, Sequence
@@ -25,7 +26,12 @@ from chat.answering.context import (
     passages_select,
     retrieval_query,
 )
-from chat.answering.prompts import prompt_template, render_system, render_user
+from chat.answering.prompts import (
+    prompt_template,
+    render_system,
+    render_user,
+    system_prompt_canary,
+)
 from chat.answering.texts import ABSTENTION_TEXT
 from chat.llm.answer_cache import CacheScope
 from chat.llm.events import CompletionRequest, ContextPassage, Error, Message, TextDelta
@@ -37,6 +43,7 @@ from kb.models import Account, Chunk, KnowledgeBase
 from kb.selectors.search import SearchHit, chunk_search
 
 CLOSEST_SOURCES = 3
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -183,6 +190,10 @@ def answer_compose(
             cache_sources=tuple(hit.chunk.pk for hit in hits),
         )
         interrupted: Error | None = None
+        canary = system_prompt_canary()
+        # The last len(canary) - 1 characters wait: they could be the start of the canary,
+        # and no part of it may reach the reader.
+        held, leaked = "", False
         stream = (gateway or _gateway()).stream(gateway_request, result)
         try:
             for event in stream:
@@ -190,11 +201,28 @@ def answer_compose(
                     if outcome.time_to_first_token_ms is None:
                         outcome.time_to_first_token_ms = (time.monotonic() - started) * 1000
                     outcome.raw_text += event.text
-                    yield event.text
+                    held += event.text
+                    if canary in outcome.raw_text:
+                        leaked = True
+                        break
+                    release = len(held) - (len(canary) - 1)
+                    if release > 0:
+                        yield held[:release]
+                        held = held[release:]
                 elif isinstance(event, Error):
                     interrupted = event
         finally:
             stream.close()  # type: ignore[attr-defined]  # a generator
+        if leaked:
+            logger.warning(
+                "answer %s: the system prompt leaked; answer withheld", request.request_id
+            )
+            outcome.raw_text = outcome.raw_text.replace(canary, "[CANARY]")
+            outcome.provider, outcome.model = result.provider, result.model
+            _abstain(outcome, search.hits, problem="")
+            return
+        if held:
+            yield held
         outcome.provider, outcome.model = result.provider, result.model
         outcome.cached = result.cached
         if result.cached_sources and result.cached_sources != gateway_request.cache_sources:

@@ -8,18 +8,21 @@ as ``<version>.system.txt`` and ``<version>.user.txt`` with ``{placeholders}``.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from django.conf import settings
+
 from chat.answering.texts import ABSTENTION_TEXT
 from chat.llm.events import ContextPassage
 
 PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
 ANSWER_PROMPT = "answer"
-ANSWER_PROMPT_VERSION = "v1"
+ANSWER_PROMPT_VERSION = "v2"  # v2: a canary line (see system_prompt_canary)
 
 # The delimiters of quoted passages must not be forgeable by document text.
 _DELIMITER = re.compile(r"<\s*/?\s*passages?\b", re.IGNORECASE)
@@ -70,11 +73,23 @@ def render_passages(passages: Sequence[ContextPassage]) -> str:
     return "\n\n".join(blocks)
 
 
-def render_system(template: PromptTemplate, *, organisation: str, knowledge_base: str) -> str:
+def system_prompt_canary() -> str:
+    """A marker only the system prompt holds: seen in an answer, the prompt leaked.
+
+    Derived from SECRET_KEY, so it is stable for a deployment and unknown outside it.
+    """
+    digest = hashlib.sha256(f"cairn-canary:{settings.SECRET_KEY}".encode()).hexdigest()
+    return f"CAIRN-CANARY-{digest[:20]}"
+
+
+def render_system(
+    template: PromptTemplate, *, organisation: str, knowledge_base: str, canary: str | None = None
+) -> str:
     return template.system.format(
         organisation=" ".join(organisation.split()),
         knowledge_base=" ".join(knowledge_base.split()),
         abstention=ABSTENTION_TEXT,
+        canary=system_prompt_canary() if canary is None else canary,
     )
 
 

@@ -12,10 +12,10 @@ import pytest
 from django.conf import settings as django_settings
 from django.test import Client
 
+from chat import streaming
 from chat.llm.providers.registry import reset_providers
 from chat.models import LlmCall, LlmRoute, Message
 from chat.services.conversations import conversation_start
-from chat.streaming import THREAD_NAME_PREFIX
 from tests.support.fake_llm import Reply, SlowFirstToken, StreamError, running_fake_llm
 from tests.support.live_server import running_asgi_server
 
@@ -215,6 +215,8 @@ def test_many_open_streams_share_a_bounded_pool_of_generating_threads(
     """Twelve readers at once, two generation threads: the waiting streams hold no thread,
     and every answer still arrives."""
     settings.CAIRN_ANSWER_THREADS = 2
+    streaming._executor()  # the pool of two, made now, so its threads can be told apart
+    prefix = streaming.pool_thread_prefix()
     fake_llm.default = Reply(text=ANSWER, chunks=8, chunk_delay=0.05)
     answers = [
         pending_answer(help_kb, staff, f"How much is the Growth plan, take {i}?") for i in range(12)
@@ -233,7 +235,7 @@ def test_many_open_streams_share_a_bounded_pool_of_generating_threads(
     for reader in readers:
         reader.start()
     while any(reader.is_alive() for reader in readers):
-        generating = [t for t in threading.enumerate() if t.name.startswith(THREAD_NAME_PREFIX)]
+        generating = [t for t in threading.enumerate() if t.name.startswith(prefix + "_")]
         most_generating = max(most_generating, len(generating))
         time.sleep(0.01)
 

@@ -40,7 +40,7 @@ def test_an_answer_comes_with_its_citations_usage_and_provenance(help_kb) -> Non
     assert f"chunk={citation['chunk_id']}" in citation["url"]
     assert set(body["usage"]) == {"input_tokens", "output_tokens", "cost"}
     assert body["provider"] == "local" and body["cached"] == ""
-    assert body["prompt_version"] == "answer/v1" and body["latency_ms"] is not None
+    assert body["prompt_version"] == "answer/v2" and body["latency_ms"] is not None
     message = Message.objects.get(pk=body["message_id"])
     assert message.conversation_id == body["conversation_id"]
     assert message.conversation.user is None and message.conversation.api_key is not None

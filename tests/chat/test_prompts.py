@@ -31,7 +31,9 @@ PASSAGES = (
 
 def rendered() -> str:
     template = prompt_template()
-    system = render_system(template, organisation="Ledgerly", knowledge_base="Ledgerly support")
+    system = render_system(
+        template, organisation="Ledgerly", knowledge_base="Ledgerly support", canary="CANARY-X"
+    )
     user = render_user(
         template, question="How much is Growth?", passages=PASSAGES,
         history_summary="- Asked: Is there a trial? Answered: Yes, 14 days.",
