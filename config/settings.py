@@ -623,6 +623,11 @@ if _https:
     SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
     SECURE_HSTS_SECONDS = 60 * 60 * 24 * 365
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = env_bool(
+        "CAIRN_HSTS_PRELOAD",
+        True,
+        help="Ask browsers to preload HSTS for the domain (HTTPS mode; a lasting commitment).",
+    )
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
