@@ -19,6 +19,7 @@ from django_ratelimit.core import get_usage
 IPV6_PREFIX = 64  # one client usually holds a whole /64: count it as one address
 
 _WHAT = {
+    "login": "Too many sign-in attempts",
     "user": "Too many questions in a short time",
     "api_key": "Too many questions with this API key in a short time",
     "ip": "Too many questions from this address in a short time",
@@ -105,4 +106,27 @@ def question_limits_check(
         wait = max(1, int(usage["time_left"]))
         if exceeded is None or wait > exceeded.retry_after:
             exceeded = LimitExceeded(limit=limit, retry_after=wait)
+    return exceeded
+
+
+def login_attempt_check(*, request: HttpRequest, username: str) -> LimitExceeded | None:
+    """Count one sign-in attempt per client address and per user name
+    (CAIRN_LOGIN_RATE_LIMIT each), so neither one address guessing many passwords nor
+    many addresses guessing one account's get far."""
+    rate = settings.CAIRN_LOGIN_RATE_LIMIT
+    if not rate:
+        return None
+    exceeded: LimitExceeded | None = None
+    keys = [f"user:{username.strip().casefold()}"]
+    if address := client_ip(request):
+        keys.append(f"ip:{_ip_key(address)}")
+    for value in keys:
+        usage = get_usage(
+            request, group="login", key=lambda _group, _request, v=value: v,
+            rate=rate, increment=True,
+        )  # fmt: skip
+        if usage is not None and usage["should_limit"]:
+            wait = max(1, int(usage["time_left"]))
+            if exceeded is None or wait > exceeded.retry_after:
+                exceeded = LimitExceeded(limit="login", retry_after=wait)
     return exceeded

@@ -489,6 +489,12 @@ CAIRN_IDEMPOTENCY_TTL = env_int(
 
 # --- Answers and the chat ------------------------------------------------------
 
+CAIRN_LOGIN_RATE_LIMIT = env_str(
+    "CAIRN_LOGIN_RATE_LIMIT",
+    "10/m",
+    help="Sign-in attempts per client address and per user name (django-ratelimit rate).",
+)
+
 CAIRN_MAX_QUESTION_CHARS = env_int(
     "CAIRN_MAX_QUESTION_CHARS", 4000, help="Longest question accepted, in characters."
 )
