@@ -11,7 +11,7 @@ from django.core.management import call_command
 
 from chat.guard.pii import PiiLogFilter, PiiSpan, pii_find, pii_redact, pii_restore
 
-PII_SAMPLES = Path("/work/shared/data/pii_samples.json")
+PII_SAMPLES = Path(__file__).resolve().parents[1] / "data/pii_samples.json"
 
 
 def found(text: str) -> list[tuple[str, str]]:
