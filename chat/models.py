@@ -198,6 +198,12 @@ class Message(models.Model):
     retry_at = models.DateTimeField(
         null=True, blank=True, help_text="Refused for budget: when asking again may succeed."
     )
+    injection_score = models.FloatField(
+        null=True, blank=True, help_text="A question: the prompt-injection detector's score."
+    )
+    flagged = models.BooleanField(
+        default=False, help_text="A question the injection detector flagged, for review."
+    )
     idempotency_key = models.CharField(
         max_length=128,
         blank=True,

@@ -498,6 +498,16 @@ CAIRN_LOGIN_RATE_LIMIT = env_str(
 CAIRN_MAX_QUESTION_CHARS = env_int(
     "CAIRN_MAX_QUESTION_CHARS", 4000, help="Longest question accepted, in characters."
 )
+CAIRN_MAX_QUESTION_TOKENS = env_int(
+    "CAIRN_MAX_QUESTION_TOKENS",
+    1000,
+    help="Longest question accepted, in the embedding model's tokens.",
+)
+CAIRN_INJECTION_THRESHOLD = env_float(
+    "CAIRN_INJECTION_THRESHOLD",
+    0.5,
+    help="Score (0-1) from which the prompt-injection detector flags a question.",
+)
 CAIRN_ANSWER_PASSAGES = env_int(
     "CAIRN_ANSWER_PASSAGES", 6, help="Most retrieved passages given to the answerer."
 )

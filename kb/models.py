@@ -22,8 +22,17 @@ DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 class Account(models.Model):
     """A tenant: a company using Cairn. Nothing is ever shared between accounts."""
 
+    class InjectionAction(models.TextChoices):
+        BLOCK = "block", "Refuse the question"
+        FLAG = "flag", "Answer, and flag the question for review"
+        ALLOW = "allow", "Do not check"
+
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=80, unique=True)
+    injection_action = models.CharField(
+        max_length=5, choices=InjectionAction.choices, default=InjectionAction.FLAG,
+        help_text="What happens to a question the prompt-injection detector flags.",
+    )  # fmt: skip
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

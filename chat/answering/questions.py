@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import unicodedata
+from dataclasses import dataclass
 
 from django.conf import settings
+
+from chat.guard.injection import injection_scan
+from kb.embeddings.tokens import count_tokens
+from kb.embeddings.usage import embedding_context
+
+logger = logging.getLogger("cairn.guard")
 
 
 class QuestionRejected(Exception):
@@ -30,4 +38,40 @@ def question_clean(text: str) -> str:
             f"That question is {len(text):,} characters long; the limit is {limit:,}. "
             "Please shorten it to the part you need answered."
         )
+    tokens, token_limit = count_tokens(text), settings.CAIRN_MAX_QUESTION_TOKENS
+    if tokens > token_limit:
+        raise QuestionRejected(
+            f"That question is {tokens:,} tokens long; the limit is {token_limit:,}. "
+            "Please shorten it to the part you need answered."
+        )
     return text
+
+
+@dataclass(frozen=True)
+class QuestionGuard:
+    injection_score: float | None  # None: the account does not check
+    flagged: bool
+
+
+INJECTION_REFUSAL = (
+    "This question reads like an attempt to change how Cairn answers, so it was not sent. "
+    "Please ask about the documents themselves."
+)
+
+
+def question_guard(text: str, *, action: str, account_id: int | None = None) -> QuestionGuard:
+    """Run the prompt-injection detector as the account wants: ``block`` refuses a flagged
+    question (QuestionRejected), ``flag`` lets it through marked for review, ``allow``
+    does not check."""
+    if action == "allow":
+        return QuestionGuard(None, flagged=False)
+    with embedding_context(account_id=account_id, feature="guard"):
+        verdict = injection_scan(text)
+    if verdict.injection:
+        logger.warning(
+            "question flagged as prompt injection (score %.2f: %s); action %s",
+            verdict.score, ", ".join(verdict.reasons) or "model", action,
+        )  # fmt: skip
+        if action == "block":
+            raise QuestionRejected(INJECTION_REFUSAL)
+    return QuestionGuard(verdict.score, flagged=verdict.injection)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
-from chat.answering.questions import question_clean
+from chat.answering.questions import question_clean, question_guard
 from chat.models import Conversation, Message
 from kb.models import KnowledgeBase
 
@@ -26,9 +26,12 @@ def question_ask(
     Raises QuestionRejected (nothing written) when the question fails the input checks.
     """
     question = question_clean(text)
+    account = conversation.account
+    guard = question_guard(question, action=account.injection_action, account_id=account.pk)
     asked = Message.objects.create(
-        conversation=conversation, role=Message.Role.USER, content=question
-    )
+        conversation=conversation, role=Message.Role.USER, content=question,
+        injection_score=guard.injection_score, flagged=guard.flagged,
+    )  # fmt: skip
     answer = Message.objects.create(
         conversation=conversation,
         role=Message.Role.ASSISTANT,
@@ -58,6 +61,8 @@ def conversation_start(
     account (``user_id`` None, ``api_key_id`` set).
     """
     question = question_clean(text)
+    account = knowledge_base.account
+    question_guard(question, action=account.injection_action, account_id=account.pk)  # early
     conversation = Conversation.objects.create(
         account_id=knowledge_base.account_id, user_id=user_id, api_key_id=api_key_id,
         knowledge_base=knowledge_base,
