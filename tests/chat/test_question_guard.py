@@ -41,14 +41,16 @@ def test_by_default_an_injection_is_answered_and_flagged_for_review(help_kb) -> 
 
     assert response.status_code == 200
     question = Message.objects.get(role="user")
-    assert question.flagged and question.injection_score >= 0.5
+    assert question.flagged
+    assert question.injection_score is not None and question.injection_score >= 0.5
 
 
 def test_an_honest_question_is_not_flagged(help_kb) -> None:
     ask(help_kb, HONEST)
 
     question = Message.objects.get(role="user")
-    assert not question.flagged and question.injection_score < 0.5
+    assert not question.flagged
+    assert question.injection_score is not None and question.injection_score < 0.5
 
 
 def test_allow_skips_the_check(help_kb) -> None:
