@@ -27,12 +27,15 @@ bench: $(STAMP)  ## Benchmarks: each prints a table and a JSON line
 
 install: $(STAMP)
 
+# config/pgvector_portable.py rebuilds the embedded pgvector on CPUs without AVX-512
+# (the wheel's build would die there with "Illegal instruction").
 # torch is installed on its own first so that pip takes the pinned CPU build
 # (2.13.0+cpu) and never resolves the CUDA variant with its GBs of packages.
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -c requirements.lock "torch==2.13.0"
 	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[dev]"
+	$(BIN)/python -m config.pgvector_portable
 	touch $(STAMP)
 
 clean:  ## Remove the virtualenv and caches (keeps .cairn/ data)

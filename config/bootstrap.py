@@ -24,7 +24,24 @@ def ensure_embedded_database(*, stop_at_exit: bool) -> None:
     """
     if not embedded_mode():
         return
+    _require_portable_pgvector()
     server = EmbeddedPostgres.default()
     started = server.ensure_running()
     if started and stop_at_exit:
         atexit.register(server.stop)
+
+
+def _require_portable_pgvector() -> None:
+    """Refuse to start on a CPU the shipped pgvector would crash on, saying what to run."""
+    from config import pgvector_portable
+
+    try:
+        root = pgvector_portable.pginstall()
+    except ImportError:
+        return  # EmbeddedPostgres reports the missing wheel in its own words
+    if pgvector_portable.needed(root):
+        raise SystemExit(
+            "The embedded PostgreSQL's pgvector was built for CPUs with AVX-512, which this "
+            "one lacks: it would crash on the first vector search. Run `make install` "
+            "(or `.venv/bin/python -m config.pgvector_portable`) to rebuild it for this CPU."
+        )

@@ -691,7 +691,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     # PII (emails, phone numbers, cards, IBANs, SSNs, IP addresses) never reaches the logs.
-    "filters": {"pii": {"()": "chat.guard.pii.PiiLogFilter"}},
+    "filters": {"pii": {"()": "kb.guard.pii.PiiLogFilter"}},
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["pii"]}
     },

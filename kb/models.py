@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import PurePosixPath
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from pgvector.django import HnswIndex, VectorField
 
@@ -33,6 +34,17 @@ class Account(models.Model):
         max_length=5, choices=InjectionAction.choices, default=InjectionAction.FLAG,
         help_text="What happens to a question the prompt-injection detector flags.",
     )  # fmt: skip
+    redact_pii = models.BooleanField(
+        default=True,
+        help_text="Replace e-mail addresses, phone, card and account numbers, SSNs and IP "
+        "addresses with placeholders before text goes to a third-party provider; the "
+        "answer shown to the asker has them restored.",
+    )
+    local_providers_only = models.BooleanField(
+        default=False,
+        help_text="No consent to third-party providers: answers come only from local ones "
+        "(the extractive answerer, and an OpenAI-compatible server marked local).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -194,6 +206,11 @@ class Chunk(models.Model):
     # Filled while the knowledge base is re-embedded with another model; swapped
     # into ``embedding`` in one transaction when every chunk has it.
     embedding_next = VectorField(dimensions=EMBEDDING_DIMENSION, null=True, blank=True)
+    # Set at ingestion by kb.guard.passages: what in this passage looks aimed at an
+    # assistant (instructions, hidden text, exfiltration links). Flagged passages are
+    # listed for admins and marked as untrusted data in prompts.
+    safety_flags = ArrayField(models.CharField(max_length=40), default=list, blank=True)
+    injection_score = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from chat.guard.injection import injection_scan
 from kb.embeddings.tokens import count_tokens
 from kb.embeddings.usage import embedding_context
+from kb.guard.injection import injection_scan
 
 logger = logging.getLogger("cairn.guard")
 

@@ -19,12 +19,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from chat.guard.injection import (
+from kb.embeddings.usage import usage_recording_paused
+from kb.guard.injection import (
     feature_matrix,
     injection_threshold,
     score_features,
 )
-from kb.embeddings.usage import usage_recording_paused
 
 FOLDS = 5
 SEED = 0
@@ -92,7 +92,7 @@ def fit_weights(
     """Class-balanced, L2-regularised logistic regression by Newton's method.
 
     Returns (weights, bias). This is the procedure that produced the constants
-    in ``chat.guard.injection``; the bias is not penalised.
+    in ``kb.guard.injection``; the bias is not penalised.
     """
     n, d = features.shape
     design = np.hstack([features, np.ones((n, 1))])

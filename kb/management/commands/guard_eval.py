@@ -11,8 +11,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from chat.guard.injection_eval import InjectionReport, injection_report
-from chat.guard.pii_eval import PiiReport, pii_report
+from kb.guard.injection_eval import InjectionReport, injection_report
+from kb.guard.pii_eval import PiiReport, pii_report
 
 
 class Command(BaseCommand):

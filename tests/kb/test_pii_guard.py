@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from chat.guard.pii import PiiLogFilter, PiiSpan, pii_find, pii_redact, pii_restore
+from kb.guard.pii import PiiLogFilter, PiiSpan, pii_find, pii_redact, pii_restore
 
 PII_SAMPLES = Path(__file__).resolve().parents[1] / "data/pii_samples.json"
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chat.guard.pii import ENTITY_TYPES, pii_find
+from kb.guard.pii import ENTITY_TYPES, pii_find
 
 
 @dataclass

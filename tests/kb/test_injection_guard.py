@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from django.core.management import call_command
 
-from chat.guard.injection import (
+from kb.guard.injection import (
     BIAS,
     DEFAULT_INJECTION_THRESHOLD,
     FEATURE_NAMES,
@@ -19,7 +19,7 @@ from chat.guard.injection import (
     injection_scan,
     injection_threshold,
 )
-from chat.guard.injection_eval import fit_weights, load_rows, stratified_folds
+from kb.guard.injection_eval import fit_weights, load_rows, stratified_folds
 
 # A copy of shared/data's file (tests/data/README.md: measure with it, never memorise it)
 SHARED_INJECTIONS = Path(__file__).resolve().parents[1] / "data/prompt_injections.jsonl"

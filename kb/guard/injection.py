@@ -221,7 +221,7 @@ FEATURE_NAMES: tuple[str, ...] = (
 )
 
 # Logistic weights over FEATURE_NAMES (and the bias), fitted by
-# ``chat.guard.injection_eval.fit_weights`` on all rows of the shared labelled file
+# ``kb.guard.injection_eval.fit_weights`` on all rows of the shared labelled file
 # (../shared/data/prompt_injections.jsonl); ``guard_eval`` reports cross-validated figures.
 WEIGHTS: tuple[float, ...] = (
     5.06,  # override
