@@ -386,10 +386,32 @@ CAIRN_BM25_MAX_POSTINGS = env_int(
     "each); least recently used knowledge bases are evicted beyond it.",
 )
 
+# --- Retention -------------------------------------------------------------------
+
+CAIRN_RETENTION_DAYS = env_int(
+    "CAIRN_RETENTION_DAYS",
+    30,
+    help="Days the text of questions, answers, cited passages and feedback comments is kept "
+    "(usage figures are kept for good); 0 keeps it forever.",
+)
+if CAIRN_RETENTION_DAYS < 0:
+    raise ConfigurationError(
+        f"CAIRN_RETENTION_DAYS={CAIRN_RETENTION_DAYS} is negative; use 0 to keep everything."
+    )
+CAIRN_RETENTION_INTERVAL_SECONDS = env_int(
+    "CAIRN_RETENTION_INTERVAL_SECONDS",
+    3600,
+    help="How often the retention purge runs (Celery beat).",
+)
+
 CELERY_BEAT_SCHEDULE = {
     "reap-stuck-documents": {
         "task": "ingest.tasks.documents_reap_task",
         "schedule": float(CAIRN_REAPER_INTERVAL_SECONDS),
+    },
+    "purge-expired-conversations": {
+        "task": "chat.tasks.retention_purge_task",
+        "schedule": float(CAIRN_RETENTION_INTERVAL_SECONDS),
     },
 }
 
@@ -429,6 +451,12 @@ CAIRN_OPENAI_COMPATIBLE_BASE_URL = env_str(
 )
 CAIRN_OPENAI_COMPATIBLE_API_KEY = env_secret(
     "CAIRN_OPENAI_COMPATIBLE_API_KEY", "", help="API key of that server, if it wants one."
+)
+CAIRN_OPENAI_COMPATIBLE_LOCAL = env_bool(
+    "CAIRN_OPENAI_COMPATIBLE_LOCAL",
+    False,
+    help="The OpenAI-compatible server is the operator's own (on premises): prompts sent "
+    "to it are not PII-redacted and local-only accounts may use it.",
 )
 CAIRN_ANTHROPIC_BASE_URL = env_str(
     "CAIRN_ANTHROPIC_BASE_URL", "", help="Base URL of the Anthropic API (unset: Anthropic's)."

@@ -69,6 +69,7 @@ class ExtractiveAnswerer:
     (evaluation streams with no delay)."""
 
     name = "local"
+    local = True  # runs in this process: nothing leaves (chat.llm.privacy)
 
     def __init__(
         self,

@@ -36,9 +36,11 @@ from chat.answering.texts import ABSTENTION_TEXT
 from chat.llm.answer_cache import CacheScope
 from chat.llm.events import CompletionRequest, ContextPassage, Error, Message, TextDelta
 from chat.llm.gateway import STATIC_PROVIDER, GatewayRequest, GatewayResult, LlmGateway
+from chat.llm.privacy import DataPolicy
 from chat.llm.providers.registry import configured_providers
 from chat.llm.routing import classify_question, route_named
 from kb.embeddings.usage import embedding_context
+from kb.guard.pii import pii_find
 from kb.models import Account, Chunk, KnowledgeBase
 from kb.selectors.search import SearchHit, chunk_search
 
@@ -98,7 +100,12 @@ def _gateway() -> LlmGateway:
     return LlmGateway(providers=configured_providers())
 
 
-def _scope(request: AnswerRequest) -> CacheScope:
+def _scope(request: AnswerRequest) -> CacheScope | None:
+    """The answer caches' scope, or None to keep this answer out of them: a question
+    carrying personal data could otherwise be answered, through the semantic cache,
+    with another asker's values."""
+    if not request.use_cache or pii_find(request.question):
+        return None
     kb = request.knowledge_base
     return CacheScope(request.account.pk, ((kb.pk, kb.content_version),), kb.embedding_model)
 
@@ -185,9 +192,13 @@ def answer_compose(
             user_id=request.user_id,
             feature=request.feature,
             request_id=request.request_id,
-            cache_scope=_scope(request) if request.use_cache else None,
+            cache_scope=_scope(request),
             question=request.question,
             cache_sources=tuple(hit.chunk.pk for hit in hits),
+            policy=DataPolicy(
+                redact_pii=request.account.redact_pii,
+                local_only=request.account.local_providers_only,
+            ),
         )
         interrupted: Error | None = None
         canary = system_prompt_canary()

@@ -44,8 +44,14 @@ from chat.llm.events import (
     Usage,
 )
 from chat.llm.ledger import CallContext, llm_call_record
+from chat.llm.privacy import (
+    DataPolicy,
+    PlaceholderRestorer,
+    completion_redact,
+    provider_is_local,
+)
 from chat.llm.providers.base import CallTimeouts, Provider
-from chat.llm.routing import Route
+from chat.llm.routing import ChainEntry, Route
 from kb.embeddings.tokens import count_tokens
 
 logger = logging.getLogger(__name__)
@@ -72,6 +78,8 @@ class GatewayRequest:
     cache_scope: CacheScope | None = None
     question: str = ""
     cache_sources: tuple[int, ...] = ()  # kept with a cached answer (see CachedAnswer.sources)
+    # The account's rules: redact PII for third parties, or use local providers only.
+    policy: DataPolicy = field(default_factory=DataPolicy)
 
 
 @dataclass
@@ -135,7 +143,7 @@ class LlmGateway:
                 yield from self._from_cache(hit, context, result)
                 return
         deadline = self._clock() + settings.CAIRN_LLM_REQUEST_TIMEOUT
-        for index, entry in enumerate(request.route.chain):
+        for index, entry in enumerate(self._chain(request)):
             provider = self.providers.get(entry.provider)
             if provider is None:
                 logger.warning(
@@ -150,6 +158,21 @@ class LlmGateway:
             if self._clock() >= deadline:
                 break
         yield from self._static_fallback(context, result)
+
+    def _chain(self, request: GatewayRequest) -> tuple[ChainEntry, ...]:
+        """The route's chain as the account may use it: without third-party entries for
+        an account that has not consented to them (ending on the local answerer if
+        nothing else is left, rather than on the static "providers down" message)."""
+        chain = request.route.chain
+        if not request.policy.local_only:
+            return chain
+        allowed = tuple(e for e in chain if provider_is_local(self.providers.get(e.provider)))
+        if len(allowed) < len(chain):
+            logger.info(
+                "route %s: third-party providers skipped (account %s: local providers only)",
+                request.route.name, request.account_id,
+            )  # fmt: skip
+        return allowed or (ChainEntry("local", "extractive"),)
 
     def _try_entry(  # noqa: C901 — one loop, every branch a documented rule
         self,
@@ -192,8 +215,9 @@ class LlmGateway:
             parts: list[str] = []
             usage: Usage | None = None
             finish = End()
+            completion, restorer = self._outgoing(request, provider)
             try:
-                for event in provider.stream(request.completion, model=model, timeouts=timeouts):
+                for event in provider.stream(completion, model=model, timeouts=timeouts):
                     if isinstance(event, Start):
                         pending_start = event
                     elif isinstance(event, TextDelta):
@@ -203,8 +227,10 @@ class LlmGateway:
                             result.fallback_used = index > 0
                             yield pending_start or Start(provider_name, model)
                         parts.append(event.text)
-                        result.text += event.text
-                        yield event
+                        shown = restorer.feed(event.text) if restorer else event.text
+                        if shown:
+                            result.text += shown
+                            yield TextDelta(shown)
                     elif isinstance(event, Usage):
                         usage = event
                     elif isinstance(event, End):
@@ -250,6 +276,10 @@ class LlmGateway:
                 raise
             breaker.record_success()
             text = "".join(parts)
+            rest = restorer.flush() if restorer else ""
+            if rest:
+                result.text += rest
+                yield TextDelta(rest)
             if first_token_at is None:  # an empty answer still tells the caller who answered
                 first_token_at = self._clock()
                 result.provider, result.model = provider_name, model
@@ -275,7 +305,17 @@ class LlmGateway:
             return "done"
         return "failed"
 
-    # --- the rest: estimates, the static message, idempotent replays --------------
+    # --- the rest: redaction, estimates, the static message, idempotent replays ----
+
+    @staticmethod
+    def _outgoing(
+        request: GatewayRequest, provider: Provider
+    ) -> tuple[CompletionRequest, PlaceholderRestorer | None]:
+        """What this provider may see, and how to turn its answer back for the asker."""
+        if not request.policy.redact_pii or provider_is_local(provider):
+            return request.completion, None
+        completion, placeholders = completion_redact(request.completion)
+        return completion, PlaceholderRestorer(placeholders) if placeholders else None
 
     @staticmethod
     def _estimate(completion: CompletionRequest, text: str) -> Usage:

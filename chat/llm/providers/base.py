@@ -18,6 +18,8 @@ class CallTimeouts:
 
 class Provider(Protocol):
     name: str  # "openai", "anthropic", "openai_compatible", "local"
+    # Optional ``local = True``: the provider runs on the operator's premises, so prompts
+    # are not redacted for it and local-only accounts may use it (chat.llm.privacy).
 
     def stream(
         self, request: CompletionRequest, *, model: str, timeouts: CallTimeouts

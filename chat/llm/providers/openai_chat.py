@@ -368,8 +368,12 @@ class OpenAIChatProvider(SdkProvider):
         name: str = "openai",
         *,
         streaming: bool = True,
+        local: bool = False,
     ) -> None:
         self.name = name
+        # A server of the operator's own (Ollama, vLLM on premises): text sent to it does
+        # not leave, so it is neither redacted nor refused to local-only accounts.
+        self.local = local
         self._streaming = streaming
         self._max_tokens = name != "openai"  # else max_completion_tokens
         # Local servers ignore the key, but the SDK insists on having one.

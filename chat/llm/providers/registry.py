@@ -28,6 +28,7 @@ def _build() -> dict[str, Provider]:
             settings.CAIRN_OPENAI_COMPATIBLE_API_KEY or "none",
             base_url=settings.CAIRN_OPENAI_COMPATIBLE_BASE_URL,
             name="openai_compatible",
+            local=settings.CAIRN_OPENAI_COMPATIBLE_LOCAL,
         )
     if settings.ANTHROPIC_API_KEY:
         providers["anthropic"] = AnthropicProvider(
