@@ -210,10 +210,24 @@ class Message(models.Model):
         db_index=True,
         help_text="The API client's key for this question, if any.",
     )
+    purged_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the retention policy removed its text (usage figures are kept).",
+    )
 
     class Meta:
         ordering = ["created_at", "id"]
-        indexes = [models.Index(fields=["conversation", "created_at"], name="chat_message_conv")]
+        indexes = [
+            models.Index(fields=["conversation", "created_at"], name="chat_message_conv"),
+            # The retention purge looks for old rows not yet purged: a small index, since
+            # purged rows (the bulk, over time) are left out of it.
+            models.Index(
+                fields=["created_at"],
+                condition=models.Q(purged_at__isnull=True),
+                name="chat_message_unpurged",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.role}: {self.content[:60]}"

@@ -32,6 +32,19 @@ def problem_text(message: Message) -> str:
     return PROBLEM_TEXTS.get(Message.Problem(message.problem), "") if message.problem else ""
 
 
+def purged_text(message: Message) -> str:
+    """What stands in for a message whose text the retention policy removed ("" otherwise)."""
+    if message.purged_at is None:
+        return ""
+    what = "Question" if message.role == Message.Role.USER else "Answer"
+    # The age at purging, not today's setting: an earlier policy or `purge_conversations
+    # --days` may have removed it, and a backlog purged at once is older than the period.
+    days = (message.purged_at - message.created_at).days
+    if days < 1:
+        return f"{what} removed under the retention policy."
+    return f"{what} removed after {days} day{'s' if days != 1 else ''} under the retention policy."
+
+
 def citation_url(citation: Citation) -> str:
     """The cited passage in its document (or the document, if the passage is gone)."""
     if citation.document_id is None:

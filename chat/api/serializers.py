@@ -8,7 +8,7 @@ from django.urls import reverse
 from rest_framework import serializers
 
 from chat.models import Citation, Conversation, Message
-from chat.presentation import citation_url
+from chat.presentation import citation_url, purged_text
 
 
 class CitationOutputSerializer(serializers.Serializer):
@@ -17,7 +17,9 @@ class CitationOutputSerializer(serializers.Serializer):
     document_title = serializers.CharField()
     chunk_id = serializers.IntegerField(allow_null=True, help_text="Null once re-ingested.")
     heading_path = serializers.CharField(allow_blank=True)
-    snippet = serializers.CharField()
+    snippet = serializers.CharField(
+        allow_blank=True, help_text="The cited passage; empty once removed by retention."
+    )
     url = serializers.CharField(allow_blank=True, help_text="The passage in the document view.")
     score = serializers.FloatField(allow_null=True, help_text="Support score of the check.")
 
@@ -31,7 +33,7 @@ class UsageOutputSerializer(serializers.Serializer):
 class AnswerOutputSerializer(serializers.Serializer):
     message_id = serializers.IntegerField()
     conversation_id = serializers.IntegerField()
-    question = serializers.CharField()
+    question = serializers.CharField(allow_blank=True)
     answer = serializers.CharField(allow_blank=True)
     status = serializers.ChoiceField(choices=Message.Status.choices)
     problem = serializers.CharField(allow_blank=True)
@@ -46,6 +48,12 @@ class AnswerOutputSerializer(serializers.Serializer):
     latency_ms = serializers.IntegerField(allow_null=True)
     time_to_first_token_ms = serializers.IntegerField(allow_null=True)
     created_at = serializers.DateTimeField()
+    purged_at = serializers.DateTimeField(
+        allow_null=True, help_text="When the retention policy removed the texts (else null)."
+    )
+    notice = serializers.CharField(
+        allow_blank=True, help_text='Why the texts are empty, for people ("" if they are not).'
+    )
 
 
 def citation_data(citation: Citation, *, absolute: Any = None) -> dict[str, Any]:
@@ -89,6 +97,8 @@ def answer_data(message: Message, *, absolute: Any = None) -> dict[str, Any]:
         "latency_ms": message.latency_ms,
         "time_to_first_token_ms": message.time_to_first_token_ms,
         "created_at": message.created_at,
+        "purged_at": message.purged_at,
+        "notice": purged_text(message),
     }
 
 
@@ -108,10 +118,20 @@ class ConversationOutputSerializer(serializers.ModelSerializer):
 
 class MessageOutputSerializer(serializers.ModelSerializer):
     citations = serializers.SerializerMethodField()
+    notice = serializers.SerializerMethodField(
+        help_text='Why ``content`` is empty, for people: "Answer removed after 30 days under '
+        'the retention policy." ("" when it is not).'
+    )
 
     class Meta:
         model = Message
-        fields = ["id", "role", "content", "status", "problem", "created_at", "citations"]
+        fields = [
+            "id", "role", "content", "status", "problem", "created_at", "purged_at", "notice",
+            "citations",
+        ]  # fmt: skip
 
     def get_citations(self, message: Message) -> list[dict[str, Any]]:
         return [citation_data(c) for c in message.citations.all() if c.kind == "cited"]
+
+    def get_notice(self, message: Message) -> str:
+        return purged_text(message)

@@ -74,6 +74,8 @@ def answer_regenerate(*, message: Message) -> Message:
     """Replace a finished answer with a new pending one for the same question."""
     if message.role != Message.Role.ASSISTANT or not message.is_final or message.superseded:
         raise ValueError("only a finished, current answer can be regenerated")
+    if message.purged_at is not None:  # its question's text is gone
+        raise ValueError("an answer removed under the retention policy cannot be regenerated")
     Message.objects.filter(pk=message.pk).update(superseded=True)
     return Message.objects.create(
         conversation_id=message.conversation_id,
@@ -94,6 +96,9 @@ def _history(message: Message) -> tuple[Turn, ...]:
             superseded=False,
             status=Message.Status.DONE,
             question__created_at__lt=message.question.created_at,
+            # Turns the retention policy emptied would only be blank lines in the prompt.
+            purged_at__isnull=True,
+            question__purged_at__isnull=True,
         )
         .select_related("question")
         .order_by("question__created_at")

@@ -25,6 +25,8 @@ def feedback_give(
     API key) and answer."""
     if message.role != Message.Role.ASSISTANT or not message.is_final:
         raise FeedbackRejected("Only a finished answer can be rated.")
+    if message.purged_at is not None:
+        raise FeedbackRejected("This answer was removed under the retention policy.")
     if rating not in Feedback.Rating.values:
         raise FeedbackRejected("Rate an answer up or down.")
     owner: dict[str, Any] = (

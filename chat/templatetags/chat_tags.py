@@ -6,7 +6,13 @@ from django import template
 from django.utils.safestring import SafeString
 
 from chat.models import Citation, Message
-from chat.presentation import citation_title, citation_url, message_html, problem_text
+from chat.presentation import (
+    citation_title,
+    citation_url,
+    message_html,
+    problem_text,
+    purged_text,
+)
 
 register = template.Library()
 
@@ -19,6 +25,11 @@ def answer_body(message: Message) -> SafeString:
 @register.filter
 def problem(message: Message) -> str:
     return problem_text(message)
+
+
+@register.filter
+def purged(message: Message) -> str:
+    return purged_text(message)
 
 
 @register.filter
