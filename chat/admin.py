@@ -14,11 +14,12 @@ from django.utils.html import format_html_join
 from chat.llm.routing import parse_chain
 from chat.models import Budget, BudgetWindow, LlmCall, LlmRoute
 from chat.services.budgets import window_bounds
+from kb.admin_audit import AuditedAdmin
 from kb.admin_scoping import AccountScopedAdmin
 
 
 @admin.register(LlmCall)
-class LlmCallAdmin(AccountScopedAdmin):
+class LlmCallAdmin(AuditedAdmin, AccountScopedAdmin):
     """Every model call: who, what, how many tokens, what it cost, how it went."""
 
     list_display = [
@@ -73,7 +74,7 @@ class LlmRouteForm(forms.ModelForm):
 
 
 @admin.register(LlmRoute)
-class LlmRouteAdmin(admin.ModelAdmin):
+class LlmRouteAdmin(AuditedAdmin):
     """Routes are shared by all accounts: only superusers change them."""
 
     form = LlmRouteForm
@@ -87,7 +88,7 @@ class LlmRouteAdmin(admin.ModelAdmin):
 
 
 @admin.register(Budget)
-class BudgetAdmin(AccountScopedAdmin):
+class BudgetAdmin(AuditedAdmin, AccountScopedAdmin):
     """Caps per account (or user), with what the current window has spent against them."""
 
     list_display = [

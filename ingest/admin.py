@@ -18,6 +18,7 @@ from ingest.forms import DocumentUploadForm
 from ingest.models import FailedDocument
 from ingest.services.recovery import documents_retry
 from ingest.services.uploads import UploadRejected, UploadResult, document_create
+from kb.admin_audit import AuditedAdmin
 from kb.admin_scoping import AccountScopedAdmin
 from kb.models import Document, KnowledgeBase
 from kb.services.documents import documents_delete
@@ -40,7 +41,7 @@ def render_progress(document: Document) -> SafeString:
     )
 
 
-class DocumentAdminBase(AccountScopedAdmin):
+class DocumentAdminBase(AuditedAdmin, AccountScopedAdmin):
     search_fields = ["title", "original_filename", "source"]
     list_select_related = ["knowledge_base"]
     actions = ["retry_ingestion"]

@@ -18,9 +18,10 @@ from django.urls import URLPattern, path
 from django.utils import timezone
 from django.utils.html import format_html
 
+from kb.admin_audit import AuditedAdmin
 from kb.admin_scoping import AccountScopedAdmin
 from kb.embeddings.registry import is_supported_model
-from kb.models import Account, ApiKey, Chunk, KnowledgeBase, Membership
+from kb.models import Account, ApiKey, AuditEvent, Chunk, KnowledgeBase, Membership
 from kb.selectors.search import MODES, chunk_search
 from kb.services.api_keys import KEY_PREFIX, api_key_create, api_key_revoke, scopes_clean
 from kb.services.documents import accounts_delete, knowledge_bases_delete
@@ -43,7 +44,7 @@ class MembershipInline(admin.TabularInline):
 
 
 @admin.register(Account)
-class AccountAdmin(AccountScopedAdmin):
+class AccountAdmin(AuditedAdmin, AccountScopedAdmin):
     account_lookup = "id"
     list_display = ["name", "slug", "knowledge_base_count", "created_at"]
     search_fields = ["name", "slug"]
@@ -71,7 +72,7 @@ class AccountAdmin(AccountScopedAdmin):
 
 
 @admin.register(Membership)
-class MembershipAdmin(AccountScopedAdmin):
+class MembershipAdmin(AuditedAdmin, AccountScopedAdmin):
     list_display = ["user", "account", "role", "created_at"]
     list_filter = ["role"]
     search_fields = ["user__username", "account__name"]
@@ -106,7 +107,7 @@ class KnowledgeBaseForm(forms.ModelForm):
 
 
 @admin.register(KnowledgeBase)
-class KnowledgeBaseAdmin(AccountScopedAdmin):
+class KnowledgeBaseAdmin(AuditedAdmin, AccountScopedAdmin):
     form = KnowledgeBaseForm
     change_form_template = "admin/kb/knowledgebase/change_form.html"
     list_display = ["name", "account", "slug", "document_count", "embedding_model", "updated_at"]
@@ -197,7 +198,7 @@ class KnowledgeBaseAdmin(AccountScopedAdmin):
 
 
 @admin.register(Chunk)
-class ChunkAdmin(AccountScopedAdmin):
+class ChunkAdmin(AuditedAdmin, AccountScopedAdmin):
     """Chunks are produced by ingestion: searchable and viewable, never edited by hand."""
 
     list_display = [
@@ -292,7 +293,7 @@ _PASTED_KEY = re.compile(rf"^{KEY_PREFIX}_([0-9a-f]+)(?:_.*)?$")
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(AccountScopedAdmin):
+class ApiKeyAdmin(AuditedAdmin, AccountScopedAdmin):
     """Keys are created here (the full key is shown once, in a message) and revoked
     with an action; afterwards only the name and the expiry can change."""
 
@@ -391,5 +392,42 @@ class ApiKeyAdmin(AccountScopedAdmin):
             queryset = queryset.filter(account_id__in=self._manageable(request))
         keys = list(queryset.filter(revoked_at__isnull=True))
         for api_key in keys:
-            api_key_revoke(api_key=api_key)
+            api_key_revoke(api_key=api_key, revoked_by=request.user)
         messages.success(request, f"Revoked {len(keys)} key(s).")
+
+
+# --- Audit log --------------------------------------------------------------------
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(AccountScopedAdmin):
+    """The audit log (kb.services.audit), read-only for everyone, superusers included.
+
+    An account's events are shown to its admins, not to its staff; events of no account
+    (sign-ins, shared settings, accounts since deleted) to superusers only.
+    """
+
+    list_display = [
+        "at", "action", "actor_label", "target_type", "target_repr", "account", "ip",
+    ]  # fmt: skip
+    list_filter = ["action", "at", ("account", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["actor_label", "target_repr", "target_id"]
+    date_hierarchy = "at"
+    list_select_related = ["account"]
+    fields = readonly_fields = (
+        "at", "action", "account", "actor", "actor_label", "api_key", "ip",
+        "target_type", "target_id", "target_repr", "detail",
+    )  # fmt: skip
+    show_full_result_count = False  # the log only grows: no COUNT(*) on every page
+
+    def _visible(self, request: HttpRequest) -> set[int]:
+        return self._manageable(request)
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

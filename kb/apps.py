@@ -6,3 +6,12 @@ class KbConfig(AppConfig):
 
     name = "kb"
     verbose_name = "Knowledge base"
+
+    def ready(self) -> None:
+        from django.contrib.auth.signals import user_logged_in, user_login_failed
+
+        from kb.auth_audit import login_failed_record, login_succeeded_record
+
+        # Sign-ins go to the audit log (kb.auth_audit); the uid keeps one connection.
+        user_logged_in.connect(login_succeeded_record, dispatch_uid="kb.audit.login_succeeded")
+        user_login_failed.connect(login_failed_record, dispatch_uid="kb.audit.login_failed")

@@ -288,3 +288,65 @@ class ApiKey(models.Model):
         if self.expires_at is not None and self.expires_at <= moment:
             return "expired"
         return "active"
+
+
+class AuditEvent(models.Model):
+    """Who did what to which object, when and from where; written by ``kb.services.audit``.
+
+    Rows outlive what they describe: every link is SET_NULL, and the actor and the
+    target are also copied as text when the row is written, so a deleted document,
+    user, key or account still shows in its history. ``detail`` holds names and
+    counts (which fields changed, which bulk action, how many rows), never field
+    values, which may be secrets or customer content.
+
+    Retention: audit events are not conversations, so the conversation retention
+    policy does not purge them; they are kept until an operator deletes them.
+    """
+
+    class Action(models.TextChoices):
+        ADMIN_ADD = "admin.add", "Admin: added"
+        ADMIN_CHANGE = "admin.change", "Admin: changed"
+        ADMIN_DELETE = "admin.delete", "Admin: deleted"
+        ADMIN_BULK_ACTION = "admin.bulk_action", "Admin: bulk action"
+        DOCUMENT_VIEW = "document.view", "Document viewed"
+        DOCUMENT_READ_API = "document.read_api", "Document read over the API"
+        LOGIN_SUCCEEDED = "login.succeeded", "Signed in"
+        LOGIN_FAILED = "login.failed", "Sign-in failed"
+        APIKEY_CREATED = "apikey.created", "API key created"
+        APIKEY_REVOKED = "apikey.revoked", "API key revoked"
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # Null for events of no account (sign-ins, shared settings) and once the account is
+    # deleted; such rows are shown to superusers only.
+    # The (account, at) index below serves lookups by account too; no single-column one.
+    account = models.ForeignKey(
+        Account, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        db_index=False,
+    )  # fmt: skip
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+",
+    )  # fmt: skip
+    # The user name, "api key <prefix>", the name tried at a failed sign-in, or empty
+    # for Cairn itself (a management command, a worker).
+    actor_label = models.CharField(max_length=150, blank=True)
+    api_key = models.ForeignKey(
+        ApiKey, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    action = models.CharField(max_length=40, choices=Action.choices)
+    target_type = models.CharField(max_length=100, blank=True, help_text='e.g. "kb.document"')
+    target_id = models.CharField(max_length=64, blank=True)
+    target_repr = models.CharField(max_length=200, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [
+            models.Index(fields=["account", "at"], name="kb_auditevent_account_at"),
+            # "Everything that happened to this document", also after it is deleted.
+            models.Index(fields=["target_type", "target_id"], name="kb_auditevent_target"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()}: {self.target_repr or self.target_type}"

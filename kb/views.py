@@ -6,7 +6,9 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from kb.models import AuditEvent
 from kb.selectors.documents import document_for_user, document_reading
+from kb.services.audit import audit_record
 
 
 @login_required
@@ -14,6 +16,10 @@ def document_detail(request: HttpRequest, document_id: int) -> HttpResponse:
     """``?chunk=<id>`` highlights that chunk; the link's ``#chunk-<id>`` scrolls to it."""
     document = document_for_user(user=request.user, document_id=document_id)
     reading = document_reading(document=document, cited_chunk_id=_chunk_id(request))
+    audit_record(
+        action=AuditEvent.Action.DOCUMENT_VIEW, request=request, target=document,
+        detail={"chunk": reading.cited_chunk_id} if reading.cited_chunk_id else None,
+    )  # fmt: skip
     return render(request, "kb/document_detail.html", {"reading": reading, "document": document})
 
 

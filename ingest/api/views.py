@@ -25,9 +25,11 @@ from config.api_schema import ERROR_HEADERS, error_responses
 from ingest.filetypes import ACCEPTED_EXTENSIONS, FileTypeError
 from ingest.services.recovery import documents_retry
 from ingest.services.uploads import UploadRejected, UploadResult, document_create
+from kb.api.auth import request_api_key
 from kb.api.serializers import BlankAsNullCharField, KnowledgeBaseReferenceSerializer
 from kb.api.views import AccountScopedApi, OperationsApi
-from kb.models import ApiKey, Document
+from kb.models import ApiKey, AuditEvent, Document
+from kb.services.audit import audit_record
 from kb.services.documents import documents_delete
 
 # Room for multipart boundaries, part headers and the small form fields around the file.
@@ -212,7 +214,12 @@ class DocumentDetailApi(AccountScopedApi):
         responses={200: DocumentSerializer, **error_responses(404)},
     )
     def get(self, request: Request, document_id: int) -> Response:
-        return Response(DocumentSerializer(document_get(self, document_id)).data)
+        document = document_get(self, document_id)
+        audit_record(
+            action=AuditEvent.Action.DOCUMENT_READ_API, request=request,
+            api_key=request_api_key(request), target=document,
+        )  # fmt: skip
+        return Response(DocumentSerializer(document).data)
 
 
 class DocumentDeleteApi(AccountScopedApi):
