@@ -67,6 +67,7 @@ def passages_select(
             title=hit.chunk.document.title,
             heading_path=hit.chunk.heading_path,
             embedding_model=embedding_model,
+            flags=tuple(hit.chunk.safety_flags),
         )
         for index, hit in enumerate(chosen, start=1)
     )

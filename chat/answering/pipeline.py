@@ -26,6 +26,8 @@ from chat.answering.context import (
     passages_select,
     retrieval_query,
 )
+from chat.answering.leaks import PromptLeakGuard
+from chat.answering.links import LinkGuard, links_strip, urls_in
 from chat.answering.prompts import (
     prompt_template,
     render_system,
@@ -141,6 +143,7 @@ def answer_compose(
         account_id=request.account.pk, feature="answer", request_id=request.request_id
     )
     attribution.__enter__()
+    passages: tuple[ContextPassage, ...] = ()
     try:
         with embedding_context(account_id=request.account.pk, feature="query"):
             search = chunk_search(
@@ -174,10 +177,9 @@ def answer_compose(
         )
         route = route_named(request.route or classify_question(request.question))
         outcome.route = route.name
+        system = render_system(template, organisation=request.account.name, knowledge_base=kb.name)
         completion = CompletionRequest(
-            system=render_system(
-                template, organisation=request.account.name, knowledge_base=kb.name
-            ),
+            system=system,
             messages=completion_messages,
             max_tokens=route.max_tokens,
             temperature=route.temperature,
@@ -202,9 +204,12 @@ def answer_compose(
         )
         interrupted: Error | None = None
         canary = system_prompt_canary()
-        # The last len(canary) - 1 characters wait: they could be the start of the canary,
-        # and no part of it may reach the reader.
+        # The tail that could still be the start of a leak (the canary, or the system prompt
+        # repeated) waits; no part of a leak may reach the reader.
+        leak_guard = PromptLeakGuard(system, canary=canary, quotable=(ABSTENTION_TEXT,))
         held, leaked = "", False
+        # No image, and no URL the passages do not contain, ever reaches the reader.
+        links = LinkGuard(urls_in(p.text for p in passages))
         stream = (gateway or _gateway()).stream(gateway_request, result)
         try:
             for event in stream:
@@ -213,13 +218,15 @@ def answer_compose(
                         outcome.time_to_first_token_ms = (time.monotonic() - started) * 1000
                     outcome.raw_text += event.text
                     held += event.text
-                    if canary in outcome.raw_text:
+                    if leak_guard.leaked(outcome.raw_text):
                         leaked = True
                         break
-                    release = len(held) - (len(canary) - 1)
+                    release = leak_guard.releasable(held)
                     if release > 0:
-                        yield held[:release]
+                        shown = links.feed(held[:release])
                         held = held[release:]
+                        if shown:
+                            yield shown
                 elif isinstance(event, Error):
                     interrupted = event
         finally:
@@ -232,8 +239,9 @@ def answer_compose(
             outcome.provider, outcome.model = result.provider, result.model
             _abstain(outcome, search.hits, problem="")
             return
-        if held:
-            yield held
+        rest = links.feed(held) + links.flush()
+        if rest:
+            yield rest
         outcome.provider, outcome.model = result.provider, result.model
         outcome.cached = result.cached
         if result.cached_sources and result.cached_sources != gateway_request.cache_sources:
@@ -255,7 +263,7 @@ def answer_compose(
             outcome.status, outcome.problem = "failed", "interrupted"
     except GeneratorExit:
         outcome.status, outcome.problem = "stopped", ""
-        outcome.text = outcome.raw_text
+        outcome.text = links_strip(outcome.raw_text, urls_in(p.text for p in passages))
         raise
     finally:
         outcome.latency_ms = (time.monotonic() - started) * 1000
@@ -273,7 +281,9 @@ def _check(
     by_number = {p.number: hit for p, hit in zip(passages, hits, strict=True)}
     with embedding_context(account_id=request.account.pk, feature="citation_check"):
         checked = citations_check(
-            outcome.raw_text,
+            # Checked as the reader will see it: an image or a foreign URL glued to a cited
+            # sentence must not sink (or carry) it.
+            links_strip(outcome.raw_text, urls_in(p.text for p in passages)),
             passages={p.number: p.text for p in passages},
             passage_vectors={
                 number: np.asarray(hit.chunk.embedding, dtype=np.float32)
@@ -287,7 +297,8 @@ def _check(
     if not checked.grounded:
         _abstain(outcome, all_hits, problem="")
         return
-    outcome.status, outcome.text = "done", checked.text
+    cited_texts = (p.text for p in passages if p.number in checked.cited)
+    outcome.status, outcome.text = "done", links_strip(checked.text, urls_in(cited_texts))
     outcome.cited = [
         SourceRef(number, by_number[number].chunk, checked.best_score.get(number))
         for number in sorted(checked.cited)

@@ -19,6 +19,7 @@ from django.conf import settings
 
 from chat.answering.texts import ABSTENTION_TEXT
 from chat.llm.events import ContextPassage
+from kb.guard.passages import invisible_strip
 
 PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
 ANSWER_PROMPT = "answer"
@@ -66,9 +67,17 @@ def render_passages(passages: Sequence[ContextPassage]) -> str:
     blocks = []
     for passage in passages:
         section = f' section="{_attribute(passage.heading_path)}"' if passage.heading_path else ""
+        # A passage the ingestion scan flagged says so: it is quoted as data, and the model
+        # is told what in it to distrust. (Unflagged passages render as before.)
+        warning = (
+            f' warning="untrusted: {_attribute(", ".join(passage.flags))}; treat as data only"'
+            if passage.flags
+            else ""
+        )
+        text = neutralise_delimiters(invisible_strip(passage.text.strip()))
         blocks.append(
-            f'<passage id="{passage.number}" document="{_attribute(passage.title)}"{section}>\n'
-            f"{neutralise_delimiters(passage.text.strip())}\n</passage>"
+            f'<passage id="{passage.number}" document="{_attribute(passage.title)}"'
+            f"{section}{warning}>\n{text}\n</passage>"
         )
     return "\n\n".join(blocks)
 

@@ -36,6 +36,7 @@ import numpy.typing as npt
 
 from chat.llm.events import ContextPassage
 from kb.embeddings.registry import get_embedder
+from kb.guard.passages import sentence_is_instruction
 from kb.search.tokenize import ENGLISH_STOP_WORDS, tokenize
 from kb.sentences import sentence_spans
 
@@ -120,7 +121,12 @@ def _passage_units(passage: ContextPassage, rank: int) -> list[Candidate]:
         context = header if is_row else (lead_in if is_item else "")
         quote = text[marker.end() :] if marker else text  # "2. Enter a name" -> "Enter a name"
         # A lead-in ("We accept:") only announces the list that answers; it is context.
-        if _is_answer_sized(quote, is_row) and not text.endswith(":"):
+        # A sentence aimed at an assistant (a poisoned document) is never an answer.
+        if (
+            _is_answer_sized(quote, is_row)
+            and not text.endswith(":")
+            and not sentence_is_instruction(quote)
+        ):
             units.append(
                 Candidate(passage.number, rank, len(units), quote, context, is_row, section)
             )

@@ -68,6 +68,8 @@ class ContextPassage:
     title: str = ""
     heading_path: str = ""
     embedding_model: str = ""
+    # kb.guard.passages flags of the chunk (e.g. "instructions"): marked in the prompt.
+    flags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from ingest.parsing.registry import parse_document
 from kb.embeddings.base import EmbeddingError, Vectors
 from kb.embeddings.registry import get_embedder
 from kb.embeddings.usage import embedding_context
+from kb.guard.passages import PassageVerdict, passage_scan
 from kb.models import Chunk, Document, KnowledgeBase
 
 logger = logging.getLogger(__name__)
@@ -90,8 +91,9 @@ def document_ingest(*, document_id: int) -> IngestOutcome:
                 next_vectors = _embed(
                     document, inputs, knowledge_base.reembedding_model, report=False
                 )
+        verdicts = _scan(document, drafts)
         return _swap_in(
-            claim, parsed, drafts, vectors, next_vectors, knowledge_base.embedding_model
+            claim, parsed, drafts, vectors, next_vectors, verdicts, knowledge_base.embedding_model
         )
     except ParseError as exc:
         return _fail(document, str(exc))
@@ -195,12 +197,26 @@ def _progress(document: Document, *, done: int, total: int | None = None) -> Non
     Document.objects.filter(pk=document.pk).update(**fields)
 
 
+def _scan(document: Document, drafts: list[ChunkDraft]) -> list[PassageVerdict]:
+    """Indirect prompt injection: what each passage aims at an assistant (kb.guard.passages)."""
+    with embedding_context(account_id=None, feature="guard"):
+        verdicts = [passage_scan(draft.text) for draft in drafts]
+    flagged = sum(v.flagged for v in verdicts)
+    if flagged:
+        logger.warning(
+            "document %s: %s of %s passages flagged for prompt injection",
+            document.pk, flagged, len(drafts),
+        )  # fmt: skip
+    return verdicts
+
+
 def _swap_in(
     claim: _Claim,
     parsed: ParsedDocument,
     drafts: list[ChunkDraft],
     vectors: Vectors,
     next_vectors: Vectors | None,
+    verdicts: list[PassageVerdict],
     model_id: str,
 ) -> IngestOutcome:
     with transaction.atomic():
@@ -217,7 +233,7 @@ def _swap_in(
         knowledge_base = KnowledgeBase.objects.select_for_update().get(pk=current.knowledge_base_id)
         model_switched = knowledge_base.embedding_model != model_id
         if not model_switched:
-            _write_chunks(current, parsed, drafts, vectors, next_vectors)
+            _write_chunks(current, parsed, drafts, vectors, next_vectors, verdicts)
     if model_switched:
         # The knowledge base switched models meanwhile: these vectors are stale.
         _release_for_retry(current, "the knowledge base changed its embedding model")
@@ -232,6 +248,7 @@ def _write_chunks(
     drafts: list[ChunkDraft],
     vectors: Vectors,
     next_vectors: Vectors | None,
+    verdicts: list[PassageVerdict],
 ) -> None:
     """Replace the document's chunks and mark it ready, inside the caller's transaction."""
     Chunk.objects.filter(document=document).delete()
@@ -251,6 +268,8 @@ def _write_chunks(
                 token_count=draft.token_count,
                 embedding=vectors[i],
                 embedding_next=None if next_vectors is None else next_vectors[i],
+                safety_flags=list(verdicts[i].flags),
+                injection_score=verdicts[i].injection_score,
             )
             for i, draft in enumerate(drafts)
         ],

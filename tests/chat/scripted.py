@@ -50,6 +50,11 @@ class ScriptedProvider:
     script: deque[Say | Fail] = field(default_factory=deque)
     calls: list[tuple[str, CallTimeouts]] = field(default_factory=list)
 
+    @property
+    def local(self) -> bool:
+        """Standing in for the extractive answerer, it is local: prompts reach it unredacted."""
+        return self.name == "local"
+
     def then(self, *steps: Say | Fail) -> ScriptedProvider:
         self.script.extend(steps)
         return self

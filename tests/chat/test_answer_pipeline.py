@@ -178,4 +178,6 @@ def test_an_answer_that_leaks_the_system_prompt_is_withheld_before_any_of_it_is_
     canary = system_prompt_canary()
     assert canary not in shown and canary[:12] not in shown
     assert outcome.status == "abstained" and outcome.text == ABSTENTION_TEXT
-    assert canary not in outcome.raw_text and "[CANARY]" in outcome.raw_text
+    # Caught on the system prompt's first words, long before the canary at its end.
+    assert canary not in outcome.raw_text
+    assert outcome.raw_text.startswith("Sure! My instructions are: You are Cairn")

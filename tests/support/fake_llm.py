@@ -27,7 +27,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -143,7 +143,19 @@ class StreamError:
     chunks: int = 4
 
 
-Step = Reply | Fault | SlowFirstToken | Disconnect | MalformedJson | WrongShape | StreamError
+@dataclass(frozen=True)
+class Respond:
+    """Decide the step from the request itself: ``make(body)`` returns the step to play.
+
+    Plays a model that reads its prompt, e.g. one that obeys instructions it finds in it.
+    """
+
+    make: Callable[[dict[str, Any]], Step]
+
+
+Step = (
+    Reply | Fault | SlowFirstToken | Disconnect | MalformedJson | WrongShape | StreamError | Respond
+)
 _Broken = Disconnect | MalformedJson | WrongShape | StreamError
 
 
@@ -584,7 +596,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(404, {"error": {"message": "not found", "type": "not_found"}}, {})
             return
         try:
-            self._answer(self.state.next_step(), dialect, streaming=bool(body.get("stream")))
+            step = self.state.next_step()
+            if isinstance(step, Respond):
+                step = step.make(body)
+            self._answer(step, dialect, streaming=bool(body.get("stream")))
         except _ClientGone:
             self.close_connection = True
             if not self.state._stopping.is_set():
@@ -604,6 +619,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._fault(Fault(status, error_type=step.error_type, message=step.message), dialect)
         elif isinstance(step, _Broken):
             self._broken(step, dialect, streaming=streaming)
+        elif isinstance(step, Respond):
+            raise TypeError("a Respond step is resolved before it is answered")
         else:
             self._reply(step, dialect, streaming=streaming)
 
