@@ -1,4 +1,5 @@
-"""Admin for the usage ledger (read-only, per account), the gateway's routes and budgets."""
+"""Admin for the usage ledger (read-only, per account), the gateway's routes, budgets and
+the review list of flagged questions."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from django.utils import timezone
 from django.utils.html import format_html_join
 
 from chat.llm.routing import parse_chain
-from chat.models import Budget, BudgetWindow, LlmCall, LlmRoute
+from chat.models import Budget, BudgetWindow, FlaggedQuestion, LlmCall, LlmRoute, Message
 from chat.services.budgets import window_bounds
 from kb.admin_audit import AuditedAdmin
 from kb.admin_scoping import AccountScopedAdmin
@@ -152,3 +153,64 @@ class BudgetAdmin(AuditedAdmin, AccountScopedAdmin):
                 for row in rows
             ),
         )  # fmt: skip
+
+
+@admin.register(FlaggedQuestion)
+class FlaggedQuestionAdmin(AuditedAdmin, AccountScopedAdmin):
+    """Questions the prompt-injection detector flagged (accounts whose injection action
+    is "flag"): answered, and kept here for someone to look at. Read-only: the record
+    of what was asked is not edited."""
+
+    account_lookup = "conversation__account_id"
+    list_display = [
+        "question_text", "injection_score", "asked_by", "account", "answer", "created_at",
+    ]  # fmt: skip
+    list_filter = [("conversation__account", admin.RelatedOnlyFieldListFilter), "created_at"]
+    search_fields = ["content"]
+    date_hierarchy = "created_at"
+    ordering = ["-created_at"]
+    list_select_related = ["conversation__account", "conversation__user", "conversation__api_key"]
+    fields = readonly_fields = (
+        "content", "injection_score", "asked_by", "account", "answer", "created_at",
+        "conversation",
+    )  # fmt: skip
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        return (
+            super()
+            .get_queryset(request)
+            .filter(flagged=True, role=Message.Role.USER)
+            .prefetch_related("answers")
+        )
+
+    @admin.display(description="Question")
+    def question_text(self, obj: Message) -> str:
+        if obj.purged_at is not None:
+            return "(removed under the retention policy)"
+        text = " ".join(obj.content.split())
+        return text if len(text) <= 120 else f"{text[:119]}…"
+
+    @admin.display(description="Asked by")
+    def asked_by(self, obj: Message) -> str:
+        conversation = obj.conversation
+        if conversation.user is not None:
+            return str(conversation.user)
+        return str(conversation.api_key) if conversation.api_key else "—"
+
+    @admin.display(description="Account", ordering="conversation__account__name")
+    def account(self, obj: Message) -> str:
+        return str(obj.conversation.account)
+
+    @admin.display(description="Answer")
+    def answer(self, obj: Message) -> str:
+        answers = [a for a in obj.answers.all() if not a.superseded] or list(obj.answers.all())
+        return answers[-1].get_status_display() if answers else "—"
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -241,6 +241,14 @@ class Message(models.Model):
         return self.provider == "local"
 
 
+class FlaggedQuestion(Message):
+    """A question the prompt-injection detector flagged: the admins' review list."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "flagged question"
+
+
 class Citation(models.Model):
     """A passage an answer cites (``cited``) or, when it abstains, the closest ones
     (``closest``). The passage's place is copied so the link still makes sense after

@@ -14,14 +14,23 @@ from django.db import models
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import URLPattern, path
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
 from kb.admin_audit import AuditedAdmin
 from kb.admin_scoping import AccountScopedAdmin
 from kb.embeddings.registry import is_supported_model
-from kb.models import Account, ApiKey, AuditEvent, Chunk, KnowledgeBase, Membership
+from kb.guard.passages import FLAG_LABELS
+from kb.models import (
+    Account,
+    ApiKey,
+    AuditEvent,
+    Chunk,
+    FlaggedPassage,
+    KnowledgeBase,
+    Membership,
+)
 from kb.selectors.search import MODES, chunk_search
 from kb.services.api_keys import KEY_PREFIX, api_key_create, api_key_revoke, scopes_clean
 from kb.services.documents import accounts_delete, knowledge_bases_delete
@@ -197,6 +206,18 @@ class KnowledgeBaseAdmin(AuditedAdmin, AccountScopedAdmin):
         return [*fields, "account"] if obj is not None else fields
 
 
+class SafetyFlagFilter(admin.SimpleListFilter):
+    title = "safety flag"
+    parameter_name = "flag"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return list(FLAG_LABELS.items())
+
+    def queryset(self, request: HttpRequest, queryset: models.QuerySet[Any]) -> Any:
+        value = self.value()
+        return queryset.filter(safety_flags__contains=[value]) if value else queryset
+
+
 @admin.register(Chunk)
 class ChunkAdmin(AuditedAdmin, AccountScopedAdmin):
     """Chunks are produced by ingestion: searchable and viewable, never edited by hand."""
@@ -209,7 +230,7 @@ class ChunkAdmin(AuditedAdmin, AccountScopedAdmin):
         "page",
         "document_version",
     ]
-    list_filter = [("knowledge_base", admin.RelatedOnlyFieldListFilter)]
+    list_filter = [("knowledge_base", admin.RelatedOnlyFieldListFilter), SafetyFlagFilter]
     search_fields = ["text", "heading_path", "document__title"]
     list_select_related = ["document"]
     exclude = ["embedding"]
@@ -225,6 +246,8 @@ class ChunkAdmin(AuditedAdmin, AccountScopedAdmin):
         "page",
         "token_count",
         "text",
+        "safety_flags",
+        "injection_score",
         "created_at",
     ]
     show_full_result_count = False  # COUNT(*) over millions of chunks on every page load
@@ -237,6 +260,35 @@ class ChunkAdmin(AuditedAdmin, AccountScopedAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(FlaggedPassage)
+class FlaggedPassageAdmin(ChunkAdmin):
+    """Passages the ingestion scan found aimed at an assistant: instructions, hidden text,
+    exfiltration links. They stay searchable (the document may be legitimate) but are
+    quoted to models as untrusted data; here admins judge them, and delete or fix the
+    document if it is poisoned."""
+
+    list_display = ["document", "flags", "injection_score", "excerpt", "view_in_document"]
+    list_filter = [SafetyFlagFilter, ("knowledge_base", admin.RelatedOnlyFieldListFilter)]
+    ordering = ["-injection_score", "-id"]
+
+    def get_queryset(self, request: HttpRequest) -> models.QuerySet[Any]:
+        return super().get_queryset(request).exclude(safety_flags=[])
+
+    @admin.display(description="Flags")
+    def flags(self, obj: Chunk) -> str:
+        return ", ".join(FLAG_LABELS.get(flag, flag) for flag in obj.safety_flags)
+
+    @admin.display(description="Passage")
+    def excerpt(self, obj: Chunk) -> str:
+        text = " ".join(obj.text.split())
+        return text if len(text) <= 160 else f"{text[:159]}…"
+
+    @admin.display(description="")
+    def view_in_document(self, obj: Chunk) -> str:
+        url = reverse("kb:document_detail", args=[obj.document_id])
+        return format_html('<a href="{}?chunk={}#chunk-{}">View</a>', url, obj.pk, obj.pk)
 
 
 # --- API keys ---------------------------------------------------------------------

@@ -240,6 +240,14 @@ class Chunk(models.Model):
         return f"{self.document} #{self.ordinal}"
 
 
+class FlaggedPassage(Chunk):
+    """A chunk the ingestion scan flagged (kb.guard.passages): the admins' review list."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "flagged passage"
+
+
 class ApiKey(models.Model):
     """A key for the REST and OpenAI-compatible APIs, acting for one account.
 
