@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from chat import dashboard_views
 from config import health
 from config.login import ThrottledLoginView
 
@@ -14,6 +15,13 @@ admin.site.index_title = "Knowledge bases and documents"
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    # Before the admin's own URLs, which would answer 404 for it; admin_view brings the
+    # admin's login redirect, staff check and no-cache headers.
+    path(
+        "admin/dashboard/",
+        admin.site.admin_view(dashboard_views.dashboard),
+        name="admin_dashboard",
+    ),
     path("admin/", admin.site.urls),
     path("accounts/login/", ThrottledLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
