@@ -13,6 +13,7 @@ import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
+from chat.answering.extractive import ExtractiveAnswerer
 from chat.answering.pipeline import AnswerOutcome, AnswerRequest, answer_compose
 from chat.llm.gateway import LlmGateway
 from chat.llm.providers.base import Provider
@@ -62,7 +63,8 @@ class AnswerReport:
         return data
 
 
-def _case(question: GoldenQuestion, outcome: AnswerOutcome) -> AnswerCase:
+def answer_case(question: GoldenQuestion, outcome: AnswerOutcome) -> AnswerCase:
+    """How one outcome scores against its golden question."""
     answered = outcome.status == "done"
     expected = question.answers if question.answerable else ()
     return AnswerCase(
@@ -123,14 +125,31 @@ def answers_evaluate(
     gateway = LlmGateway(providers=providers if providers is not None else configured_providers())
     cases = []
     for question in questions:
-        outcome = AnswerOutcome()
-        request = AnswerRequest(
-            account=knowledge_base.account, knowledge_base=knowledge_base,
-            question=question.question, use_cache=False, feature="evaluation",
-        )  # fmt: skip
-        for _ in answer_compose(request, outcome, gateway=gateway):
-            pass
-        cases.append(_case(question, outcome))
+        outcome = answer_outcome(
+            knowledge_base=knowledge_base, question=question.question, gateway=gateway
+        )
+        cases.append(answer_case(question, outcome))
         if on_progress:
             on_progress()
     return report_from(cases)
+
+
+def answer_outcome(
+    *, knowledge_base: KnowledgeBase, question: str, gateway: LlmGateway
+) -> AnswerOutcome:
+    """One question through the answer pipeline, as evaluation asks it: on its own (no
+    history), caches off, nothing persisted but the usage ledger."""
+    outcome = AnswerOutcome()
+    request = AnswerRequest(
+        account=knowledge_base.account, knowledge_base=knowledge_base,
+        question=question, use_cache=False, feature="evaluation",
+    )  # fmt: skip
+    for _ in answer_compose(request, outcome, gateway=gateway):
+        pass
+    return outcome
+
+
+def evaluation_providers() -> dict[str, Provider]:
+    """The configured providers, with the extractive answerer unpaced: it paces its words
+    for readers, and evaluation has none."""
+    return {**configured_providers(), "local": ExtractiveAnswerer(token_delay=0.0)}

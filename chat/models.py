@@ -6,6 +6,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import MD5
 from pgvector.django import VectorField
 
 from kb.models import EMBEDDING_DIMENSION, Account, KnowledgeBase
@@ -316,6 +317,95 @@ class Feedback(models.Model):
 
     def __str__(self) -> str:
         return f"{self.rating} on {self.message_id}"
+
+
+class FeedbackReview(Feedback):
+    """Thumbs-down answers, newest first: the admins' review queue, where one becomes a
+    golden case."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "answer to review"
+        verbose_name_plural = "answers to review"
+
+
+class GoldenCase(models.Model):
+    """A question the knowledge base must keep answering right, made by a reviewer from a
+    thumbs-down answer (chat.services.golden_cases). ``manage.py evaluate --from-db`` and
+    the admin's "Run now" ask it again through the answer pipeline and record the verdict.
+
+    Right means: the answer contains ``expected_answer`` (when given) and cites a passage
+    of the expected source (when given); with ``expect_abstention``, that it says the
+    knowledge base does not tell.
+    """
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    knowledge_base = models.ForeignKey(
+        KnowledgeBase, on_delete=models.CASCADE, related_name="golden_cases"
+    )
+    question = models.TextField(help_text="Asked on its own, without the conversation.")
+    expected_answer = models.CharField(
+        max_length=500, blank=True,
+        help_text="Text the answer must contain (case and spacing ignored).",
+    )  # fmt: skip
+    expected_source = models.ForeignKey(
+        "kb.Document", on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        help_text="A document the answer must cite.",
+    )  # fmt: skip
+    # Copied: the case still reads right once the document is deleted, and still matches
+    # when the file is uploaded again (a new row with the same source).
+    expected_source_title = models.CharField(max_length=300, blank=True)
+    expected_source_path = models.CharField(
+        max_length=500, blank=True, help_text="The expected document's source (file name or path)."
+    )
+    expect_abstention = models.BooleanField(
+        default=False, help_text="The right answer is that the knowledge base does not say."
+    )
+    created_from = models.ForeignKey(
+        Message, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        help_text="The answer that was rated down.",
+    )  # fmt: skip
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+",
+    )  # fmt: skip
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    last_passed = models.BooleanField(
+        null=True, blank=True, verbose_name="passed last run", help_text="Empty: never run."
+    )
+    last_answer = models.TextField(blank=True, help_text="The answer of the last run.")
+    last_detail = models.CharField(max_length=500, blank=True, help_text="Why the last run failed.")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # Questions may run to thousands of characters, past what a btree entry holds:
+            # the index keeps their digest.
+            models.UniqueConstraint(
+                "knowledge_base", MD5("question"), name="chat_goldencase_unique_question"
+            ),
+            # Something to check: expected text and/or source, or else the abstention.
+            models.CheckConstraint(
+                condition=(
+                    models.Q(expect_abstention=True, expected_answer="", expected_source_path="")
+                    | (
+                        models.Q(expect_abstention=False)
+                        & (~models.Q(expected_answer="") | ~models.Q(expected_source_path=""))
+                    )
+                ),
+                name="chat_goldencase_expects_something",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.question[:80]
+
+    @property
+    def verdict(self) -> str:
+        if self.last_passed is None:
+            return "not run"
+        return "passes now" if self.last_passed else "fails now"
 
 
 class Budget(models.Model):

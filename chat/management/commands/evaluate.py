@@ -1,4 +1,8 @@
-"""Measure retrieval on a golden question set: hit@k, MRR, nDCG and latency per mode."""
+"""Measure retrieval on a golden question set: hit@k, MRR, nDCG and latency per mode.
+
+With --answers, the answers too; with --from-db, also the golden cases reviewers made
+from thumbs-down answers (chat.models.GoldenCase), each on its own knowledge base.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +15,9 @@ from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from chat.answering.extractive import ExtractiveAnswerer
-from chat.evaluation import AnswerReport, answers_evaluate
-from chat.llm.providers.registry import configured_providers
+from chat.evaluation import AnswerReport, answers_evaluate, evaluation_providers
+from chat.models import GoldenCase
+from chat.services.golden_cases import golden_cases_run, golden_question
 from ingest.management.commands.ingest import collect_files
 from ingest.services.pipeline import document_ingest
 from ingest.services.uploads import UploadRejected, document_create
@@ -30,14 +34,21 @@ from kb.services.documents import accounts_delete
 class Command(BaseCommand):
     help = (
         "Evaluate retrieval on a golden set (JSONL) in vector, keyword and hybrid modes; "
-        "with --answers, the answers too."
+        "with --answers, the answers too; with --from-db, the golden cases in the database."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--questions", required=True, type=Path, help="Golden set (JSONL).")
+        parser.add_argument("--questions", type=Path, help="Golden set (JSONL).")
         parser.add_argument("--docs", type=Path, help="Load these documents into a throwaway kb.")
         parser.add_argument("--kb", help="Use this existing knowledge base instead (slug).")
-        parser.add_argument("--account", help="Account slug of --kb, if ambiguous.")
+        parser.add_argument(
+            "--account", help="Account slug of --kb, if ambiguous; with --from-db, its cases only."
+        )
+        parser.add_argument(
+            "--from-db", action="store_true",
+            help="Also run the golden cases made in the admin (those of --kb, or --account, or "
+            "all), each on its own knowledge base, and record their verdicts.",
+        )  # fmt: skip
         parser.add_argument("--mode", default="all", choices=["all", *MODES])
         parser.add_argument("--json", type=Path, help="Also write the report as JSON here.")
         parser.add_argument("--min-hit-at-5", type=float, help="Fail if hybrid hit@5 is lower.")
@@ -52,16 +63,35 @@ class Command(BaseCommand):
         parser.add_argument("--max-false-abstention", type=float, help="On answerable ones.")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["questions"] is None:
+            if not options["from_db"]:
+                raise CommandError("give --questions FILE.jsonl, --from-db, or both")
+            if options["docs"]:
+                raise CommandError("--docs loads documents for --questions; give both")
+        questions: list[GoldenQuestion] = []
+        if options["questions"] is not None:
+            try:
+                questions = load_questions(options["questions"])
+            except (GoldenSetError, OSError) as exc:
+                raise CommandError(str(exc)) from exc
+        report: dict[str, Any] = {}
+        failures: list[str] = []
         try:
-            questions = load_questions(options["questions"])
-        except (GoldenSetError, OSError) as exc:
-            raise CommandError(str(exc)) from exc
-        try:
-            self._run(questions, options)
+            if questions:
+                report, failures = self._run(questions, options)
+            if options["from_db"]:
+                report["golden_cases"], case_failures = self._run_cases(options)
+                failures += case_failures
         except KnowledgeBaseNotFound as exc:
             raise CommandError(str(exc)) from exc
+        if options["json"]:
+            options["json"].write_text(json.dumps(report, indent=2))
+        if failures:
+            raise CommandError("evaluation below its gates: " + "; ".join(failures))
 
-    def _run(self, questions: list[GoldenQuestion], options: dict[str, Any]) -> None:
+    def _run(
+        self, questions: list[GoldenQuestion], options: dict[str, Any]
+    ) -> tuple[dict[str, Any], list[str]]:
         if bool(options["docs"]) == bool(options["kb"]):
             raise CommandError("give either --docs DIR (a throwaway knowledge base) or --kb SLUG")
         modes: list[SearchMode] = list(MODES) if options["mode"] == "all" else [options["mode"]]
@@ -88,24 +118,85 @@ class Command(BaseCommand):
         self._print(reports)
         if answers is not None:
             self._print_answers(answers)
-        if options["json"]:
-            report: dict[str, Any] = {
-                "questions": len(questions),
-                "modes": [r.as_dict() for r in reports],
-            }
-            if answers is not None:
-                report["answers"] = answers.as_dict(with_cases=True)
-            options["json"].write_text(json.dumps(report, indent=2))
+        report: dict[str, Any] = {
+            "questions": len(questions),
+            "modes": [r.as_dict() for r in reports],
+        }
+        if answers is not None:
+            report["answers"] = answers.as_dict(with_cases=True)
         failures = self._gate(reports, options["min_hit_at_5"], options["min_mrr"])
         if answers is not None:
             failures += self._gate_answers(answers, options)
-        if failures:
-            raise CommandError("evaluation below its gates: " + "; ".join(failures))
+        return report, failures
+
+    def _run_cases(self, options: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
+        """The golden cases of the database, per knowledge base: the same retrieval and
+        answer metrics and gates as a file's questions, then each case's verdict (recorded
+        on the case, as the admin's "Run now" does)."""
+        cases = GoldenCase.objects.select_related("knowledge_base__account")
+        if options["kb"]:
+            knowledge_base = knowledge_base_by_slug(
+                slug=options["kb"], account_slug=options["account"]
+            )
+            cases = cases.filter(knowledge_base=knowledge_base)
+        elif options["account"]:
+            if not Account.objects.filter(slug=options["account"]).exists():
+                raise CommandError(f"no account with slug {options['account']!r}")
+            cases = cases.filter(account__slug=options["account"])
+        by_knowledge_base: dict[int, list[GoldenCase]] = {}
+        for case in cases.order_by("knowledge_base_id", "pk"):
+            by_knowledge_base.setdefault(case.knowledge_base_id, []).append(case)
+        if not by_knowledge_base:
+            self.stdout.write("golden cases: none in the database")
+            return [], []
+        modes: list[SearchMode] = list(MODES) if options["mode"] == "all" else [options["mode"]]
+        results: list[dict[str, Any]] = []
+        failures: list[str] = []
+        passed = total = 0
+        for kb_cases in by_knowledge_base.values():
+            knowledge_base = kb_cases[0].knowledge_base
+            label = f"{knowledge_base.account.slug}/{knowledge_base.slug}"
+            self.stdout.write(f"golden cases of {label}: {len(kb_cases)}")
+            reports = retrieval_evaluate(
+                account=knowledge_base.account, knowledge_bases=[knowledge_base],
+                questions=[golden_question(case) for case in kb_cases], modes=modes,
+            )  # fmt: skip
+            with tqdm(total=len(kb_cases), desc="Answering", unit="q", disable=None) as bar:
+                run = golden_cases_run(cases=kb_cases, on_progress=bar.update)
+            answers = run.report()
+            self._print(reports)
+            self._print_answers(answers)
+            for result in run.results:
+                verdict = "PASS" if result.passed else "FAIL"
+                detail = f" ({result.detail})" if result.detail else ""
+                self.stdout.write(f"  {verdict} #{result.case.pk} {result.case.question}{detail}")
+            passed, total = passed + run.passed, total + len(run.results)
+            # Retrieval is gated only where there is something to find (not all "does not
+            # say" cases).
+            gates = (
+                self._gate(reports, options["min_hit_at_5"], options["min_mrr"])
+                if any(r.questions for r in reports)
+                else []
+            )
+            failures += [f"{label}: {f}" for f in gates + self._gate_answers(answers, options)]
+            results.append(
+                {
+                    "knowledge_base": label,
+                    "modes": [r.as_dict() for r in reports],
+                    "answers": answers.as_dict(with_cases=True),
+                    "cases": [
+                        {"id": r.case.pk, "question": r.case.question, "passed": r.passed,
+                         "detail": r.detail}
+                        for r in run.results
+                    ],
+                }
+            )  # fmt: skip
+        self.stdout.write(f"golden cases: {passed} of {total} pass")
+        return results, failures
 
     @staticmethod
     def _answers(knowledge_base: KnowledgeBase, questions: list[GoldenQuestion]) -> AnswerReport:
-        # The extractive answerer paces its words for readers; evaluation needs no pacing.
-        providers = {**configured_providers(), "local": ExtractiveAnswerer(token_delay=0.0)}
+        providers = evaluation_providers()
         with tqdm(total=len(questions), desc="Answering", unit="q", disable=None) as bar:
             return answers_evaluate(
                 knowledge_base=knowledge_base, questions=questions, providers=providers,
