@@ -99,6 +99,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "config.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # After WhiteNoise: static files are not timed; every routed request is.
+    "config.request_metrics.RequestMetricsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -632,6 +634,31 @@ DEFAULT_FROM_EMAIL = env_str(
     "CAIRN_EMAIL_FROM", "cairn@localhost", help="Sender address of Cairn's mails."
 )
 
+# --- Observability: metrics and traces -------------------------------------------
+
+CAIRN_METRICS_TOKEN = env_secret(
+    "CAIRN_METRICS_TOKEN",
+    "",
+    help="Bearer token Prometheus sends to read /metrics (compared in constant time). "
+    "Unset: only signed-in staff users can read it.",
+)
+PROMETHEUS_MULTIPROC_DIR = env_str(
+    "PROMETHEUS_MULTIPROC_DIR",
+    "",
+    help="Folder shared by the web and worker processes of a machine, emptied before they "
+    "start: each writes its metrics there and /metrics adds them up. Unset: each process "
+    "counts on its own and /metrics shows the serving process's counters.",
+)
+if PROMETHEUS_MULTIPROC_DIR:
+    # prometheus_client writes there from the first metric on and fails on a missing folder.
+    Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
+CAIRN_OTEL_ENABLED = env_bool(
+    "CAIRN_OTEL_ENABLED",
+    False,
+    help="Send OpenTelemetry traces over OTLP/HTTP, configured by the standard OTEL_* "
+    "variables (OTEL_EXPORTER_OTLP_ENDPOINT, default http://localhost:4318).",
+)
+
 # --- Auth, i18n, security ----------------------------------------------------
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -664,7 +691,9 @@ if _https:
     CSRF_COOKIE_SECURE = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = True
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+    # /metrics too: a scraper's bearer token would already have crossed in clear text
+    # before any redirect, and in-cluster scrapes reach the app without the TLS proxy.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
     SECURE_HSTS_SECONDS = 60 * 60 * 24 * 365
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = env_bool(

@@ -5,7 +5,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from chat import dashboard_views
-from config import health
+from config import health, metrics
 from config.login import ThrottledLoginView
 
 admin.site.site_header = "Cairn administration"
@@ -15,6 +15,7 @@ admin.site.index_title = "Knowledge bases and documents"
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics.metrics_view, name="metrics"),
     # Before the admin's own URLs, which would answer 404 for it; admin_view brings the
     # admin's login redirect, staff check and no-cache headers.
     path(

@@ -41,6 +41,8 @@ from chat.llm.gateway import STATIC_PROVIDER, GatewayRequest, GatewayResult, Llm
 from chat.llm.privacy import DataPolicy
 from chat.llm.providers.registry import configured_providers
 from chat.llm.routing import classify_question, route_named
+from config.metrics import answer_cache_observe
+from config.tracing import span
 from kb.embeddings.usage import embedding_context
 from kb.guard.pii import pii_find
 from kb.models import Account, Chunk, KnowledgeBase
@@ -143,15 +145,26 @@ def answer_compose(
         account_id=request.account.pk, feature="answer", request_id=request.request_id
     )
     attribution.__enter__()
+    # One trace per answer: retrieve, generate and verify are its children. Ids and
+    # outcomes only, never the question or the passages (config.tracing).
+    answer_trace = span(
+        "answer", account=request.account.pk, knowledge_base=kb.pk,
+        request_id=request.request_id, feature=request.feature,
+    )  # fmt: skip
+    answer_span = answer_trace.__enter__()
     passages: tuple[ContextPassage, ...] = ()
     try:
-        with embedding_context(account_id=request.account.pk, feature="query"):
+        with (
+            span("retrieve", knowledge_base=kb.pk) as retrieve_span,
+            embedding_context(account_id=request.account.pk, feature="query"),
+        ):
             search = chunk_search(
                 account=request.account,
                 knowledge_bases=[kb],
                 query=retrieval_query(request.question, request.history),
                 k=max(settings.CAIRN_ANSWER_PASSAGES, CLOSEST_SOURCES),
             )
+            retrieve_span.set(hits=len(search.hits), nothing_relevant=search.nothing_relevant)
         if search.nothing_relevant:
             _abstain(outcome, search.hits, problem="nothing_relevant")
             yield outcome.text
@@ -211,11 +224,14 @@ def answer_compose(
         # No image, and no URL the passages do not contain, ever reaches the reader.
         links = LinkGuard(urls_in(p.text for p in passages))
         stream = (gateway or _gateway()).stream(gateway_request, result)
+        generate_trace = span("generate", route=route.name)
+        generate_span = generate_trace.__enter__()
         try:
             for event in stream:
                 if isinstance(event, TextDelta):
                     if outcome.time_to_first_token_ms is None:
                         outcome.time_to_first_token_ms = (time.monotonic() - started) * 1000
+                        generate_span.event("first_token")
                     outcome.raw_text += event.text
                     held += event.text
                     if leak_guard.leaked(outcome.raw_text):
@@ -231,6 +247,16 @@ def answer_compose(
                     interrupted = event
         finally:
             stream.close()  # type: ignore[attr-defined]  # a generator
+            usage = result.usage
+            generate_span.set(
+                provider=result.provider, model=result.model, cached=result.cached or None,
+                fallback_used=result.fallback_used, attempts=result.attempts,
+                input_tokens=usage.input_tokens if usage else None,
+                output_tokens=usage.output_tokens if usage else None,
+            )  # fmt: skip
+            generate_trace.__exit__(None, None, None)
+        if gateway_request.cache_scope is not None and not result.replayed:
+            answer_cache_observe(kind=result.cached)
         if leaked:
             logger.warning(
                 "answer %s: the system prompt leaked; answer withheld", request.request_id
@@ -267,6 +293,9 @@ def answer_compose(
         raise
     finally:
         outcome.latency_ms = (time.monotonic() - started) * 1000
+        answer_span.set(status=outcome.status, problem=outcome.problem or None,
+                        route=outcome.route or None, cached=outcome.cached or None)  # fmt: skip
+        answer_trace.__exit__(None, None, None)
         attribution.__exit__(None, None, None)
 
 
@@ -279,7 +308,10 @@ def _check(
 ) -> None:
     """The citation check; an answer with no supported content becomes the abstention."""
     by_number = {p.number: hit for p, hit in zip(passages, hits, strict=True)}
-    with embedding_context(account_id=request.account.pk, feature="citation_check"):
+    with (
+        span("verify", passages=len(passages)) as verify_span,
+        embedding_context(account_id=request.account.pk, feature="citation_check"),
+    ):
         checked = citations_check(
             # Checked as the reader will see it: an image or a foreign URL glued to a cited
             # sentence must not sink (or carry) it.
@@ -293,6 +325,7 @@ def _check(
             embedding_model=request.knowledge_base.embedding_model,
             min_support=settings.CAIRN_CITATION_MIN_SUPPORT,
         )
+        verify_span.set(grounded=checked.grounded, cited=len(checked.cited))
     outcome.checked = checked
     if not checked.grounded:
         _abstain(outcome, all_hits, problem="")

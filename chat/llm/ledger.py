@@ -12,6 +12,7 @@ from django.db import connection, transaction
 from chat.llm.events import Usage
 from chat.llm.pricing import FREE, Price, call_cost, parse_price_table
 from chat.models import LlmCall
+from config.metrics import llm_call_observe
 
 
 @lru_cache(maxsize=4)
@@ -56,10 +57,17 @@ def llm_call_record(
         # the WAL reaches disk. A crash can lose the last few milliseconds of rows,
         # never corrupt them; budgets (which must be exact) use their own writes.
         cursor.execute("SET LOCAL synchronous_commit TO OFF")
-        return _insert(
+        call = _insert(
             context, provider, model, attempt, status, usage, cost, latency_ms, ttft_ms,
             error_class, cache_hit, fallback_used,
         )  # fmt: skip
+    # Every ledger row is also a Prometheus sample (config.metrics), in this process.
+    llm_call_observe(
+        provider=provider, model=model, status=status, attempt=attempt,
+        input_tokens=usage.input_tokens, output_tokens=usage.output_tokens, cost=cost,
+        ttft_ms=ttft_ms, cache_hit=cache_hit, fallback_used=fallback_used,
+    )  # fmt: skip
+    return call
 
 
 def _insert(

@@ -29,6 +29,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from config.tracing import span, traced
 from ingest.chunking import ChunkDraft, ChunkingOptions, chunk_document, embedding_input
 from ingest.filetypes import FileTypeError, file_type_for_mime
 from ingest.parsing.base import ParsedDocument, ParseError, ParseLimits
@@ -61,6 +62,7 @@ class _Claim:
     started_at: object  # processing_started_at: identifies this claim among retries
 
 
+@traced("ingest", "document_id")  # the ingest.* spans below are its children
 def document_ingest(*, document_id: int) -> IngestOutcome:
     """Process one document end to end (see the module docstring for guarantees).
 
@@ -71,30 +73,43 @@ def document_ingest(*, document_id: int) -> IngestOutcome:
         return IngestOutcome.SKIPPED
     document = claim.document
     try:
-        parsed = _parse(document)
-        drafts = chunk_document(
-            parsed,
-            options=ChunkingOptions(
-                max_tokens=settings.CAIRN_CHUNK_MAX_TOKENS,
-                overlap_tokens=settings.CAIRN_CHUNK_OVERLAP_TOKENS,
-            ),
-        )
+        with span("ingest.parse", mime_type=document.mime_type) as parse_span:
+            parsed = _parse(document)
+            parse_span.set(blocks=len(parsed.blocks), pages=parsed.page_count)
+        with span("ingest.chunk") as chunk_span:
+            drafts = chunk_document(
+                parsed,
+                options=ChunkingOptions(
+                    max_tokens=settings.CAIRN_CHUNK_MAX_TOKENS,
+                    overlap_tokens=settings.CAIRN_CHUNK_OVERLAP_TOKENS,
+                ),
+            )
+            chunk_span.set(chunks=len(drafts))
         if not drafts:
             raise ParseError("no text found in the document")
         _progress(document, total=len(drafts), done=0)
         knowledge_base = KnowledgeBase.objects.get(pk=document.knowledge_base_id)
         inputs = [embedding_input(draft) for draft in drafts]
-        with embedding_context(account_id=document.account_id, feature="ingestion"):
+        with (
+            span("ingest.embed", model=knowledge_base.embedding_model, texts=len(inputs)),
+            embedding_context(account_id=document.account_id, feature="ingestion"),
+        ):
             vectors = _embed(document, inputs, knowledge_base.embedding_model, report=True)
             next_vectors = None
             if knowledge_base.reembedding_model:
                 next_vectors = _embed(
                     document, inputs, knowledge_base.reembedding_model, report=False
                 )
-        verdicts = _scan(document, drafts)
-        return _swap_in(
-            claim, parsed, drafts, vectors, next_vectors, verdicts, knowledge_base.embedding_model
-        )
+        with span("ingest.scan") as scan_span:
+            verdicts = _scan(document, drafts)
+            scan_span.set(flagged=sum(v.flagged for v in verdicts))
+        with span("ingest.store", chunks=len(drafts)) as store_span:
+            outcome = _swap_in(
+                claim, parsed, drafts, vectors, next_vectors, verdicts,
+                knowledge_base.embedding_model,
+            )  # fmt: skip
+            store_span.set(outcome=str(outcome))
+        return outcome
     except ParseError as exc:
         return _fail(document, str(exc))
     except EmbeddingError as exc:
