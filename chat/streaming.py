@@ -11,6 +11,7 @@ between tokens, which closes the provider call.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -117,7 +118,10 @@ class Relay(Generic[T]):
     async def events(self, *, heartbeat: float) -> AsyncIterator[T | Heartbeat]:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue()
-        loop.run_in_executor(_executor(), self._run, loop, queue)
+        # In the caller's context: the request id (and any other context variable) goes
+        # with the answer into the pool thread, so its log lines and ledger rows carry it.
+        context = contextvars.copy_context()
+        loop.run_in_executor(_executor(), context.run, self._run, loop, queue)
         try:
             while True:
                 try:

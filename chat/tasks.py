@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict
+from typing import Any
 
-from chat.models import GoldenCase
+from celery import Task
+from django.db import transaction
+
+from chat.models import BudgetWindow, GoldenCase
+from chat.services.budget_alerts import budget_alerts_send
+from chat.services.cost_alerts import cost_alert_check
 from chat.services.golden_cases import golden_cases_run
 from chat.services.retention import conversations_purge, retention_cutoff
 from config.celery_app import app
+from kb.models import Account
 
 logger = logging.getLogger(__name__)
 
@@ -33,3 +40,41 @@ def golden_cases_run_task(account_id: int) -> dict[str, int]:
         return {"cases": 0, "passed": 0}
     run = golden_cases_run(cases=cases)
     return {"cases": len(run.results), "passed": run.passed}
+
+
+def task_enqueue_on_commit(task: Task, **kwargs: Any) -> None:
+    """Queue ``task`` once the current transaction commits (at once outside one).
+
+    For alerts queued from an answer: a broker that cannot be reached is logged, never
+    raised, so that it cannot fail the answer that happened to trigger the alert.
+    """
+
+    def enqueue() -> None:
+        try:
+            task.delay(**kwargs)
+        except Exception:
+            logger.exception("could not queue %s", task.name)
+
+    transaction.on_commit(enqueue)
+
+
+@app.task(name="chat.tasks.budget_alerts_send_task", ignore_result=True)
+def budget_alerts_send_task(window_ids: list[int], refused: bool = False) -> None:
+    """Mail and log the budget alerts these windows have newly earned (queued after a
+    settle or a refusal); each alert is claimed in the database, so a repeat sends none."""
+    for window_id in window_ids:
+        try:
+            budget_alerts_send(window_id=window_id, refused=refused)
+        except BudgetWindow.DoesNotExist:
+            logger.info("budget window %s is gone (budget deleted): no alert", window_id)
+
+
+@app.task(name="chat.tasks.cost_alert_check_task", ignore_result=True)
+def cost_alert_check_task(account_id: int) -> None:
+    """Queued after an answer that cost something: alert once a day past the amount."""
+    try:
+        account = Account.objects.get(pk=account_id)
+    except Account.DoesNotExist:
+        logger.info("account %s is gone: no cost alert check", account_id)
+        return
+    cost_alert_check(account=account)

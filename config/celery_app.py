@@ -10,6 +10,8 @@ import os
 
 from celery import Celery
 
+# Tasks carry the request id of whatever queued them (signal handlers, connected on import).
+import config.celery_request_id  # noqa: F401
 from config.bootstrap import ensure_embedded_database
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")

@@ -14,6 +14,7 @@ compose.yaml can be checked against what is actually read.
 
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -31,6 +32,7 @@ from config.env import (
     env_secret,
     env_str,
 )
+from config.logging import LOG_FORMATS, logging_config
 from config.secret_key import load_or_create_secret_key, require_strong_secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -96,6 +98,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every response, redirects and static files included, carries its request id.
+    "config.request_id.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "config.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -238,6 +242,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # The filesystem transport has no broadcast channel, so remote control is off there.
 CELERY_WORKER_ENABLE_REMOTE_CONTROL = not CELERY_BROKER_URL.startswith("filesystem://")
 CELERY_BEAT_SCHEDULE_FILENAME = str(CAIRN_HOME / "celerybeat-schedule")
+# Workers log through LOGGING (JSON, PII filter, request ids), not Celery's own handlers.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TIMEZONE = "UTC"
 
 # --- Files -----------------------------------------------------------------
@@ -611,6 +617,26 @@ CAIRN_BUDGET_TIMEZONE = env_str(
     "UTC",
     help="Time zone in which budget days and months start (an IANA name, e.g. Europe/Berlin).",
 )
+_daily_cost_alert = env_str(
+    "CAIRN_DAILY_COST_ALERT",
+    "",
+    help="Dollars an account may spend on models in one day (from midnight in "
+    "CAIRN_BUDGET_TIMEZONE) before its admins get a mail; accounts can set their own "
+    "amount. Empty: no alert.",
+)
+CAIRN_DAILY_COST_ALERT: Decimal | None = None
+if _daily_cost_alert.strip():
+    try:
+        CAIRN_DAILY_COST_ALERT = Decimal(_daily_cost_alert)
+    except InvalidOperation:
+        pass
+    if CAIRN_DAILY_COST_ALERT is None or not (
+        CAIRN_DAILY_COST_ALERT.is_finite() and CAIRN_DAILY_COST_ALERT > 0
+    ):
+        raise ConfigurationError(
+            f"CAIRN_DAILY_COST_ALERT={_daily_cost_alert!r} is not an amount above 0; use e.g. "
+            "25 or 7.50 (empty: no alert)."
+        )
 
 # --- Mail (budget alerts) -------------------------------------------------------
 
@@ -743,18 +769,16 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    # PII (emails, phone numbers, cards, IBANs, SSNs, IP addresses) never reaches the logs.
-    "filters": {"pii": {"()": "kb.guard.pii.PiiLogFilter"}},
-    "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["pii"]}
-    },
-    "root": {
-        "handlers": ["console"],
-        "level": env_str("CAIRN_LOG_LEVEL", "INFO", help="Log level (DEBUG, INFO, WARNING)."),
-    },
-    "loggers": {"pgserver": {"level": "WARNING"}},
-}
+CAIRN_LOG_FORMAT = env_str(
+    "CAIRN_LOG_FORMAT",
+    "json",
+    help="json: one JSON object per line (ts, level, logger, message, request_id, extra "
+    "fields); plain: one line of text per record, for reading at a terminal.",
+)
+if CAIRN_LOG_FORMAT not in LOG_FORMATS:
+    raise ConfigurationError(f"CAIRN_LOG_FORMAT={CAIRN_LOG_FORMAT!r} is not json or plain.")
+# PII never reaches the logs, and every line carries its request id (config/logging.py).
+LOGGING = logging_config(
+    log_format=CAIRN_LOG_FORMAT,
+    level=env_str("CAIRN_LOG_LEVEL", "INFO", help="Log level (DEBUG, INFO, WARNING)."),
+)

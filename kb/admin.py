@@ -57,6 +57,7 @@ class AccountAdmin(AuditedAdmin, AccountScopedAdmin):
     account_lookup = "id"
     list_display = ["name", "slug", "knowledge_base_count", "created_at"]
     search_fields = ["name", "slug"]
+    readonly_fields = ["daily_cost_alerted_on"]  # set by the cost alert, shown for reference
     prepopulated_fields = {"slug": ["name"]}
     inlines = [MembershipInline]
 

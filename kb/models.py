@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from decimal import Decimal
 from pathlib import PurePosixPath
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
+from django.core.validators import MinValueValidator
 from django.db import models
 from pgvector.django import HnswIndex, VectorField
 
@@ -44,6 +46,17 @@ class Account(models.Model):
         default=False,
         help_text="No consent to third-party providers: answers come only from local ones "
         "(the extractive answerer, and an OpenAI-compatible server marked local).",
+    )
+    daily_cost_alert = models.DecimalField(
+        max_digits=12, decimal_places=2, null=True, blank=True,
+        validators=[MinValueValidator(Decimal("0.01"))],
+        help_text="Dollars: when a day's spend on language models passes this, the account's "
+        "admins get one mail that day. Empty: the server's CAIRN_DAILY_COST_ALERT (if set).",
+    )  # fmt: skip
+    # The local day (CAIRN_BUDGET_TIMEZONE) of the last cost alert: claimed with a
+    # conditional update, so the alert goes out once a day across workers and restarts.
+    daily_cost_alerted_on = models.DateField(
+        "last daily cost alert", null=True, blank=True, editable=False
     )
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -21,6 +21,7 @@ import time
 import uuid
 from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
@@ -57,12 +58,36 @@ from kb.embeddings.tokens import count_tokens
 logger = logging.getLogger(__name__)
 
 STATIC_PROVIDER = "static"
+_FAILED_STATUSES = {"error", "interrupted"}
 INTERRUPTED_MESSAGE = (
     "The answer was interrupted: the language model stopped responding. "
     "The text above may be incomplete."
 )
 # Failures that say nothing about the provider's health do not move its breaker.
 _NOT_THE_PROVIDERS_FAULT = {"bad_request", "auth_error", "http_404", "http_413", "http_422"}
+
+
+def _call_record(*, context: CallContext, error: str = "", **call: Any) -> None:
+    """The ledger row of one call (or skip, cache hit, replay, static message) and its
+    log line: provider, model, attempt, status, latency, tokens, cost; never the prompt
+    or the answer. Failures are warnings, with the provider's error."""
+    row = llm_call_record(context=context, **call)
+    problem = f" ({row.error_class}{': ' + error if error else ''})" if row.error_class else ""
+    logger.log(
+        logging.WARNING if row.status in _FAILED_STATUSES else logging.INFO,
+        "llm call %s:%s attempt %s %s%s in %d ms, tokens %d in, %d out",
+        row.provider, row.model, row.attempt, row.status, problem, row.latency_ms,
+        row.input_tokens, row.output_tokens,
+        extra={
+            "provider": row.provider, "model": row.model, "attempt": row.attempt,
+            "status": row.status, "latency_ms": row.latency_ms,
+            "ttft_ms": row.time_to_first_token_ms, "input_tokens": row.input_tokens,
+            "output_tokens": row.output_tokens, "cost": row.cost,
+            "error_class": row.error_class, "cache_hit": row.cache_hit,
+            "fallback_used": row.fallback_used, "route": context.route,
+            "feature": context.feature,
+        },
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -198,7 +223,7 @@ class LlmGateway:
             if remaining <= 0:
                 return "exhausted"
             if not breaker.allow():
-                llm_call_record(
+                _call_record(
                     context=context, provider=provider_name, model=model, attempt=attempt,
                     status="skipped", error_class="circuit_open", fallback_used=index > 0,
                 )  # fmt: skip
@@ -240,18 +265,14 @@ class LlmGateway:
                 if exc.error_class not in _NOT_THE_PROVIDERS_FAULT:
                     breaker.record_failure()
                 interrupted = first_token_at is not None
-                llm_call_record(
+                _call_record(
                     context=context, provider=provider_name, model=model, attempt=attempt,
                     status="interrupted" if interrupted else "error", error_class=exc.error_class,
                     usage=usage or (self._estimate(request.completion, "".join(parts))
                                     if interrupted else None),
                     latency_ms=elapsed,
                     ttft_ms=None if first_token_at is None else (first_token_at - started) * 1000,
-                    fallback_used=index > 0,
-                )  # fmt: skip
-                logger.warning(
-                    "%s:%s attempt %s failed: %s (%s)", provider_name, model, attempt,
-                    exc.error_class, exc,
+                    fallback_used=index > 0, error=str(exc),
                 )  # fmt: skip
                 if interrupted:
                     result.failed = True
@@ -268,7 +289,7 @@ class LlmGateway:
                 self._sleep(delay)
                 continue
             except GeneratorExit:
-                llm_call_record(
+                _call_record(
                     context=context, provider=provider_name, model=model, attempt=attempt,
                     status="cancelled", usage=self._estimate(request.completion, "".join(parts)),
                     latency_ms=(self._clock() - started) * 1000, fallback_used=index > 0,
@@ -287,7 +308,7 @@ class LlmGateway:
                 yield pending_start or Start(provider_name, model)
             usage = usage or self._estimate(request.completion, text)
             result.usage = usage
-            llm_call_record(
+            _call_record(
                 context=context, provider=provider_name, model=model, attempt=attempt,
                 status="ok", usage=usage, latency_ms=(self._clock() - started) * 1000,
                 ttft_ms=(first_token_at - started) * 1000, fallback_used=index > 0,
@@ -326,7 +347,7 @@ class LlmGateway:
         message = settings.CAIRN_LLM_FALLBACK_MESSAGE
         result.text, result.provider, result.model = message, STATIC_PROVIDER, "fallback"
         result.failed = result.fallback_used = True
-        llm_call_record(
+        _call_record(
             context=context, provider=STATIC_PROVIDER, model="fallback", attempt=1,
             status="error", error_class="all_providers_failed", fallback_used=True,
         )  # fmt: skip
@@ -361,7 +382,7 @@ class LlmGateway:
         result.cached = hit.kind
         result.cached_sources = hit.sources
         result.usage = Usage(0, 0)
-        llm_call_record(
+        _call_record(
             context=context, provider=hit.provider, model=hit.model, attempt=1,
             status="ok", cache_hit=True,
         )  # fmt: skip
@@ -381,7 +402,7 @@ class LlmGateway:
         )
         result.replayed = True
         result.usage = Usage(0, 0)
-        llm_call_record(
+        _call_record(
             context=context, provider=replay["provider"], model=replay["model"], attempt=1,
             status="ok", cache_hit=True,
         )  # fmt: skip

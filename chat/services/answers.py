@@ -28,9 +28,11 @@ from chat.llm.events import Usage
 from chat.llm.ledger import price_for
 from chat.llm.pricing import call_cost
 from chat.llm.routing import SIMPLE, classify_question, route_named
-from chat.models import Citation, LlmCall, Message
+from chat.models import BudgetReservation, Citation, LlmCall, Message
 from chat.selectors.budgets import budget_standing
 from chat.services.budgets import BudgetExhausted, budget_reserve, budget_settle
+from chat.services.cost_alerts import cost_alert_enqueue
+from config.logging import REQUEST_ID_MAX_LENGTH, request_id_get
 from kb.embeddings.tokens import count_tokens
 from kb.models import Chunk
 
@@ -144,7 +146,7 @@ def answer_stream(
     if message.question is None:  # an answer is always created with its question
         raise ValueError(f"answer {message_id} has no question")
     question = message.question.content
-    request_id = uuid.uuid4().hex
+    request_id = _answer_request_id()
     route = classify_question(question)
     try:
         hold = budget_reserve(
@@ -194,7 +196,25 @@ def answer_stream(
             tokens=message.input_tokens + message.output_tokens,
             cost=message.cost,
         )
+        cost_alert_enqueue(account=conversation.account, cost=message.cost)
     yield Finished(message_id)
+
+
+def _answer_request_id() -> str:
+    """The id of the answer's ledger rows and budget hold: the id of the web request (or
+    task) generating it, so its log lines, gateway lines and ledger rows share one id.
+
+    A client may send the same X-Request-ID twice, and an answer's cost is the sum of the
+    ledger rows with its id: an id an answer already has gets a suffix (still found by
+    searching for the client's id). The cache claims it first, for two requests at once.
+    """
+    bound = request_id_get()
+    if bound is None:
+        return uuid.uuid4().hex
+    fresh = cache.add(f"cairn:answer-request-id:{bound}", True, timeout=24 * 3600)
+    if fresh and not BudgetReservation.objects.filter(request_id=bound).exists():
+        return bound
+    return f"{bound[: REQUEST_ID_MAX_LENGTH - 9]}-{uuid.uuid4().hex[:8]}"
 
 
 def answer_budget_check(

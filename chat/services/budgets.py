@@ -22,7 +22,6 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from chat.models import Budget, BudgetReservation, BudgetWindow
-from chat.services.budget_alerts import budget_alerts_send
 
 logger = logging.getLogger(__name__)
 
@@ -126,7 +125,7 @@ def budget_reserve(
             )
             reservation.windows.set([window for _, window in windows])
     if refused is not None:
-        budget_alerts_send(window_id=refused_window, refused=True)
+        _alerts_enqueue([refused_window], refused=True)
         raise refused
     return BudgetHold(request_id=request_id, soft_exceeded=soft)
 
@@ -158,6 +157,14 @@ def budget_settle(*, request_id: str, tokens: int, cost: Decimal) -> bool:
             tokens_spent=F("tokens_spent") + tokens,
             cost_spent=F("cost_spent") + cost,
         )
-    for window_id in window_ids:
-        budget_alerts_send(window_id=window_id)
+    _alerts_enqueue(window_ids)
     return True
+
+
+def _alerts_enqueue(window_ids: list[int], *, refused: bool = False) -> None:
+    """Alerts are mailed by a task: an SMTP server's pace is not the answer's business."""
+    if not window_ids:
+        return
+    from chat.tasks import budget_alerts_send_task, task_enqueue_on_commit
+
+    task_enqueue_on_commit(budget_alerts_send_task, window_ids=window_ids, refused=refused)

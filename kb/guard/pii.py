@@ -380,8 +380,27 @@ def pii_restore(text: str, placeholders: dict[str, str]) -> str:
     return PLACEHOLDER_RE.sub(lambda found: placeholders.get(found.group(), found.group()), text)
 
 
+# Attributes every LogRecord has; the others on a record came from ``extra=``.
+_RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
+    "message",
+    "asctime",
+}
+
+
+def _redacted(value: object) -> object:
+    """``value`` with PII redacted from its strings (also inside lists, tuples and dicts)."""
+    if isinstance(value, str):
+        return pii_redact(value).text
+    if isinstance(value, list | tuple):
+        return [_redacted(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _redacted(item) for key, item in value.items()}
+    return value
+
+
 class PiiLogFilter(logging.Filter):
-    """Redact PII from log records: the formatted message and any traceback text.
+    """Redact PII from log records: the formatted message, the ``extra`` fields that are
+    text (a JSON formatter writes them out) and any traceback text.
 
     The message is formatted here (``msg % args``) and the record keeps only the
     redacted result, so handlers and formatters further on never see the values.
@@ -403,4 +422,8 @@ class PiiLogFilter(logging.Filter):
             record.exc_text = pii_redact(record.exc_text).text
         if record.stack_info:
             record.stack_info = pii_redact(record.stack_info).text
+        extras = {k: v for k, v in vars(record).items() if k not in _RECORD_ATTRIBUTES}
+        for key, value in extras.items():
+            if isinstance(value, str | list | tuple | dict):
+                setattr(record, key, _redacted(value))
         return True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
 from django.db.models import QuerySet
@@ -29,3 +30,13 @@ def accounts_for_user(*, user: AnyUser) -> QuerySet[Account]:
     if getattr(user, "is_superuser", False):
         return Account.objects.all()
     return Account.objects.filter(id__in=account_ids_for_user(user=user))
+
+
+def account_admin_emails(*, account_id: int) -> list[str]:
+    """E-mail addresses of the account's active admins (for alerts), sorted, no blanks."""
+    users = get_user_model().objects.filter(
+        memberships__account_id=account_id,
+        memberships__role=Membership.Role.ADMIN,
+        is_active=True,
+    )
+    return sorted({user.email for user in users if user.email})

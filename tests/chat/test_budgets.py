@@ -202,10 +202,13 @@ def test_api_answers_say_how_much_budget_is_left(help_kb) -> None:
 
 
 @pytest.mark.django_db
-def test_alerts_go_to_the_account_admins_once_per_window(help_kb, caplog) -> None:
+def test_alerts_go_to_the_account_admins_once_per_window(
+    help_kb, caplog, django_capture_on_commit_callbacks
+) -> None:
     from django.core import mail
 
     from tests.factories import make_user
+    from tests.support.tasks import tasks_run_inline
 
     admin = make_user(account=help_kb.account, role="admin")
     admin.email = "owner@ledgerly.example"
@@ -213,9 +216,11 @@ def test_alerts_go_to_the_account_admins_once_per_window(help_kb, caplog) -> Non
     Budget.objects.create(account=help_kb.account, period="day", token_cap=1000)
 
     def spend(request_id: str, tokens: int) -> None:
-        budget_reserve(account_id=help_kb.account_id, user_id=None, request_id=request_id,
-                       tokens=tokens, cost=Decimal(0))  # fmt: skip
-        budget_settle(request_id=request_id, tokens=tokens, cost=Decimal(0))
+        # The alerts are mailed by a task queued on commit: run here, at once.
+        with tasks_run_inline(), django_capture_on_commit_callbacks(execute=True):
+            budget_reserve(account_id=help_kb.account_id, user_id=None, request_id=request_id,
+                           tokens=tokens, cost=Decimal(0))  # fmt: skip
+            budget_settle(request_id=request_id, tokens=tokens, cost=Decimal(0))
 
     spend("a", 700)
     assert mail.outbox == []
