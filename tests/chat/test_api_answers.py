@@ -184,13 +184,15 @@ def test_a_session_user_asks_through_the_api_too(help_kb, staff, client) -> None
 
 
 def test_too_many_questions_are_a_429_with_retry_after(help_kb, settings) -> None:
-    settings.CAIRN_API_KEY_RATE_LIMIT = "2/m"
+    # Per hour, not per minute: a fixed window that rolls over between the second and the
+    # third question would let the third through (seen once on a loaded machine).
+    settings.CAIRN_API_KEY_RATE_LIMIT = "2/h"
     client, _, _ = api_client(help_kb.account, ["answer"])
 
     statuses = [ask(client, "Refunds?").status_code for _ in range(3)]
     limited = ask(client, "Refunds?")
 
     assert statuses == [200, 200, 429]
-    assert limited.status_code == 429 and 1 <= int(limited["Retry-After"]) <= 60
+    assert limited.status_code == 429 and 1 <= int(limited["Retry-After"]) <= 3600
     error = error_of(limited)
     assert error["code"] == "rate_limited" and error["retry_after"] == int(limited["Retry-After"])
