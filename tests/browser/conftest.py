@@ -28,7 +28,7 @@ from ingest.services.demo import demo_load
 from ingest.services.pipeline import document_ingest
 from kb.models import Document, KnowledgeBase
 from tests.factories import make_user
-from tests.support.fake_llm import FakeLLMServer, running_fake_llm
+from tests.support.fake_llm import FakeLLMServer, fake_llm_routes
 from tests.support.live_server import LiveServer, running_asgi_server
 
 CHROMIUM = "/usr/bin/chromium"
@@ -71,16 +71,8 @@ def asgi_server(transactional_db: None) -> Iterator[LiveServer]:
 @pytest.fixture
 def fake_model(settings: Any, transactional_db: None) -> Iterator[FakeLLMServer]:
     """Every answer route goes to a scripted OpenAI-compatible server on loopback."""
-    from chat.llm.providers.registry import reset_providers
-    from chat.models import LlmRoute
-
-    with running_fake_llm() as server:
-        settings.CAIRN_OPENAI_COMPATIBLE_BASE_URL = server.openai_base_url
-        reset_providers()
-        for route in ("simple", "complex"):
-            LlmRoute.objects.create(name=route, chain="openai_compatible:fake-model")
+    with fake_llm_routes(settings, retries=None) as server:
         yield server
-    reset_providers()
 
 
 @pytest.fixture

@@ -13,10 +13,14 @@ from django.conf import settings as django_settings
 from django.test import Client
 
 from chat import streaming
-from chat.llm.providers.registry import reset_providers
-from chat.models import LlmCall, LlmRoute, Message
+from chat.models import LlmCall, Message
 from chat.services.conversations import conversation_start
-from tests.support.fake_llm import Reply, SlowFirstToken, StreamError, running_fake_llm
+from tests.support.fake_llm import (
+    Reply,
+    SlowFirstToken,
+    StreamError,
+    fake_llm_routes,
+)
 from tests.support.live_server import running_asgi_server
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -26,14 +30,8 @@ ANSWER = "The Growth plan costs $59 per month or $590 per year [1]. It includes 
 
 @pytest.fixture
 def fake_llm(settings) -> Iterator:
-    with running_fake_llm() as server:
-        settings.CAIRN_OPENAI_COMPATIBLE_BASE_URL = server.openai_base_url
-        settings.CAIRN_LLM_RETRIES = 0
-        reset_providers()
-        for name in ("simple", "complex"):
-            LlmRoute.objects.create(name=name, chain="openai_compatible:fake-model")
+    with fake_llm_routes(settings) as server:
         yield server
-    reset_providers()
 
 
 @pytest.fixture

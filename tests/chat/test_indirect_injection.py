@@ -15,14 +15,12 @@ import pytest
 
 from chat.answering.pipeline import AnswerOutcome, AnswerRequest, answer_compose
 from chat.answering.prompts import system_prompt_canary
-from chat.llm.providers.registry import reset_providers
-from chat.models import LlmRoute
 from ingest.services.pipeline import document_ingest
 from kb.guard.passages import EXFILTRATION_LINK, HIDDEN_TEXT, INSTRUCTIONS
 from kb.models import Chunk
 from tests.factories import upload
 from tests.support.api import api_client
-from tests.support.fake_llm import Reply, Respond, running_fake_llm
+from tests.support.fake_llm import Reply, Respond, fake_llm_routes
 
 pytestmark = pytest.mark.django_db
 
@@ -84,14 +82,8 @@ def image_only_model(body: dict) -> Reply:
 
 @pytest.fixture
 def fake_llm(settings) -> Iterator:
-    with running_fake_llm() as server:
-        settings.CAIRN_OPENAI_COMPATIBLE_BASE_URL = server.openai_base_url
-        settings.CAIRN_LLM_RETRIES = 0
-        reset_providers()
-        for name in ("simple", "complex"):
-            LlmRoute.objects.create(name=name, chain="openai_compatible:obedient")
+    with fake_llm_routes(settings, "openai_compatible:obedient") as server:
         yield server
-    reset_providers()
 
 
 def compose(knowledge_base) -> tuple[AnswerOutcome, list[str]]:

@@ -19,7 +19,7 @@ from chat.llm.privacy import PlaceholderRestorer, completion_redact
 from chat.llm.providers.registry import reset_providers
 from chat.models import LlmCall, LlmRoute, Message, SemanticCacheEntry
 from tests.support.api import api_client
-from tests.support.fake_llm import Reply, running_fake_llm
+from tests.support.fake_llm import Reply, fake_llm_routes
 
 pytestmark = pytest.mark.django_db
 
@@ -31,16 +31,8 @@ QUESTION = f"My card {ASKER_CARD} was charged twice; I am {ASKER_EMAIL}. How do 
 
 @pytest.fixture
 def fake_llm(settings) -> Iterator:
-    with running_fake_llm() as server:
-        settings.CAIRN_OPENAI_COMPATIBLE_BASE_URL = server.openai_base_url
-        settings.CAIRN_LLM_RETRIES = 0
-        reset_providers()
-        for name in ("simple", "complex"):
-            LlmRoute.objects.create(
-                name=name, chain="openai_compatible:fake-model,local:extractive"
-            )
+    with fake_llm_routes(settings, "openai_compatible:fake-model,local:extractive") as server:
         yield server
-    reset_providers()
 
 
 def sent_text(server) -> str:

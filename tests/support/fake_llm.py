@@ -705,3 +705,25 @@ def running_fake_llm() -> Iterator[FakeLLMServer]:
         yield server
     finally:
         server.stop()
+
+
+@contextmanager
+def fake_llm_routes(
+    settings: Any, chain: str = "openai_compatible:fake-model", *, retries: int | None = 0
+) -> Iterator[FakeLLMServer]:
+    """The fake server as the ``openai_compatible`` provider, every answer route set to
+    ``chain`` (LlmRoute rows), retries off unless ``retries`` says otherwise."""
+    from chat.llm.providers.registry import reset_providers
+    from chat.models import LlmRoute
+
+    with running_fake_llm() as server:
+        settings.CAIRN_OPENAI_COMPATIBLE_BASE_URL = server.openai_base_url
+        if retries is not None:
+            settings.CAIRN_LLM_RETRIES = retries
+        reset_providers()
+        for name in ("simple", "complex"):
+            LlmRoute.objects.create(name=name, chain=chain)
+        try:
+            yield server
+        finally:
+            reset_providers()
