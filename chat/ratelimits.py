@@ -16,6 +16,8 @@ from django.conf import settings
 from django.http import HttpRequest
 from django_ratelimit.core import get_usage
 
+from config.client_address import client_address
+
 IPV6_PREFIX = 64  # one client usually holds a whole /64: count it as one address
 
 _WHAT = {
@@ -41,26 +43,11 @@ class LimitExceeded:
 
 
 def client_ip(request: HttpRequest) -> str:
-    """The client's address, honouring ``CAIRN_TRUSTED_PROXIES`` reverse proxies.
-
-    Each proxy appends the address it was called from to X-Forwarded-For, so with N
-    proxies the client is the Nth entry from the right; anything further left was
-    written by the client and is ignored (a made-up entry never changes the answer).
-    With 0 proxies, or a header shorter than N or unreadable there, it is REMOTE_ADDR.
-    Empty when no address is known (a Unix socket without a proxy header).
-    """
-    remote = request.META.get("REMOTE_ADDR") or ""
-    proxies = max(0, settings.CAIRN_TRUSTED_PROXIES)
-    if proxies == 0:
-        return remote
-    forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
-    if len(forwarded) < proxies:
-        return remote
-    candidate = forwarded[-proxies]
-    try:
-        return str(ipaddress.ip_address(candidate))
-    except ValueError:
-        return remote
+    """The client's address (config.client_address: the Nth X-Forwarded-For entry from
+    the right behind ``CAIRN_TRUSTED_PROXIES`` proxies), else REMOTE_ADDR as given;
+    empty when no address is known (a Unix socket without a proxy header)."""
+    address = client_address(request)
+    return address if address is not None else request.META.get("REMOTE_ADDR") or ""
 
 
 def _ip_key(address: str) -> str:

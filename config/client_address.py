@@ -1,9 +1,9 @@
 """The address a request came from, honouring ``CAIRN_TRUSTED_PROXIES`` reverse proxies.
 
-The same rule as the rate limits' ``chat.ratelimits.client_ip`` (which ``kb`` may not
-import): each proxy appends the address it was called from to X-Forwarded-For, so with
-N proxies the client is the Nth entry from the right; anything further left was written
-by the client and is ignored, so a made-up entry never changes the answer.
+The one rule for the audit log and the rate limits (``chat.ratelimits.client_ip``):
+each proxy appends the address it was called from to X-Forwarded-For, so with N proxies
+the client is the Nth entry from the right; anything further left was written by the
+client and is ignored, so a made-up entry never changes the answer.
 """
 
 from __future__ import annotations
