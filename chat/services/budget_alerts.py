@@ -7,12 +7,11 @@ import logging
 from decimal import Decimal
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 from django.utils import timezone
 
 from chat.models import Budget, BudgetWindow
-from kb.models import Membership
+from kb.selectors.accounts import account_admin_emails
 
 logger = logging.getLogger("cairn.budgets")
 
@@ -24,15 +23,6 @@ def _share_used(budget: Budget, window: BudgetWindow) -> float:
     if budget.cost_cap:
         shares.append(float(window.cost_spent / Decimal(budget.cost_cap)))
     return max(shares, default=0.0)
-
-
-def _admin_emails(account_id: int) -> list[str]:
-    users = get_user_model().objects.filter(
-        memberships__account_id=account_id,
-        memberships__role=Membership.Role.ADMIN,
-        is_active=True,
-    )
-    return sorted({user.email for user in users if user.email})
 
 
 def budget_alerts_send(*, window_id: int, refused: bool = False) -> list[str]:
@@ -83,6 +73,6 @@ def _notify(budget: Budget, window: BudgetWindow, kind: str, share: float) -> No
         "budget %s alert: account=%s user=%s period=%s share=%.2f",
         kind, budget.account_id, budget.user_id, budget.period, share,
     )  # fmt: skip
-    recipients = _admin_emails(budget.account_id)
+    recipients = account_admin_emails(account_id=budget.account_id)
     if recipients:
         send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients, fail_silently=True)
