@@ -40,9 +40,10 @@ class LlmCallAdmin(AuditedAdmin, AccountScopedAdmin):
         "cost",
         "latency_ms",
         "cache_hit",
+        "cache_reason",
         "fallback_used",
     ]
-    list_filter = ["status", "provider", "feature", "cache_hit", "fallback_used"]
+    list_filter = ["status", "provider", "feature", "cache_hit", "cache_reason", "fallback_used"]
     search_fields = ["request_id", "model", "error_class"]
     date_hierarchy = "created_at"
     list_select_related = ["account"]

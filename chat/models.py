@@ -50,6 +50,12 @@ class LlmCall(models.Model):
     status = models.CharField(max_length=12, choices=Status.choices)
     error_class = models.CharField(max_length=50, blank=True)
     cache_hit = models.BooleanField(default=False)
+    cache_reason = models.CharField(
+        max_length=60,
+        blank=True,
+        help_text="Why the semantic cache served this answer or not, e.g. \"hit\", "
+        "\"miss:negation\", \"miss:sources\" (blank: no semantic lookup).",
+    )
     fallback_used = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
@@ -180,6 +186,11 @@ class Message(models.Model):
         blank=True, help_text="Question text, or the answer after the citation check."
     )
     raw_content = models.TextField(blank=True, help_text="The answer as the model streamed it.")
+    sentences = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="The checked answer's sentences: [{text, citations, supported}].",
+    )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.DONE)
     problem = models.CharField(max_length=20, choices=Problem.choices, blank=True)
     superseded = models.BooleanField(default=False, help_text="Replaced by a regenerated answer.")

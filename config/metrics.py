@@ -6,7 +6,8 @@ Two kinds of series:
   (``config.request_metrics``), LLM and embedding calls, tokens, cost, time to first
   token, retries and fallbacks (``chat.llm.ledger``: every row of the usage ledger
   passes through ``llm_call_observe``), answer-cache hits and misses
-  (``chat.answering.pipeline``);
+  (``chat.answering.pipeline``), semantic-cache lookups by reason
+  (``chat.llm.answer_cache``);
 * read when Prometheus scrapes: documents by status, the ingestion queue (documents
   and, on Redis, Celery messages) and the circuit breakers. They come from the
   database, the broker and the cache, so whichever process serves the scrape reports
@@ -116,6 +117,13 @@ ANSWER_CACHE_MISSES = Counter(
     "Answer-cache lookups that found nothing (the answer was generated).",
     registry=_LIVE,
 )
+SEMANTIC_CACHE_LOOKUPS = Counter(
+    "cairn_semantic_cache_lookups",
+    "Semantic answer-cache lookups by outcome: hit, or why not (miss:below_threshold, "
+    "miss:negation, miss:sources, …; chat.llm.answer_cache.SEMANTIC_REASONS).",
+    ["reason"],
+    registry=_LIVE,
+)
 for _kind in ("exact", "semantic"):  # present at 0 from the start, so rate() sees them
     ANSWER_CACHE_HITS.labels(kind=_kind)
 
@@ -174,6 +182,23 @@ def answer_cache_observe(*, kind: str) -> None:
         ANSWER_CACHE_HITS.labels(kind=kind).inc()
     else:
         ANSWER_CACHE_MISSES.inc()
+
+
+_SEMANTIC_REASONS: set[str] = set()
+
+
+def semantic_cache_reasons_declare(reasons: tuple[str, ...]) -> None:
+    """The outcomes a semantic lookup can have (chat.llm.answer_cache declares them when
+    imported): each series exists at 0 from the start, and no other value makes one."""
+    _SEMANTIC_REASONS.update(reasons)
+    for reason in reasons:
+        SEMANTIC_CACHE_LOOKUPS.labels(reason=reason)
+
+
+def semantic_cache_observe(*, reason: str) -> None:
+    """One semantic lookup and its outcome; an undeclared reason counts as "other"
+    rather than growing a new series."""
+    SEMANTIC_CACHE_LOOKUPS.labels(reason=reason if reason in _SEMANTIC_REASONS else "other").inc()
 
 
 # --- read at scrape time ----------------------------------------------------------

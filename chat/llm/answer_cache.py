@@ -3,16 +3,24 @@
 Exact: the normalised prompt (system + conversation, which includes the
 retrieved passages) and the route, in Django's cache (Redis in production).
 Semantic: a stored question whose embedding is within CAIRN_SEMANTIC_CACHE_THRESHOLD
-cosine similarity, in PostgreSQL. Both are keyed by the account and by the
-knowledge bases' content versions, so one account never sees another's answer
-and any change to the documents invalidates every answer drawn from them.
-Only first questions are cached: a follow-up's meaning depends on the conversation.
+cosine similarity, in PostgreSQL, and only if it asks the same thing (see
+semantic_match: the wording must agree, chat.llm.question_agreement, and so must
+retrieval). Both are keyed by the account and by the knowledge bases' content
+versions, so one account never sees another's answer and any change to the
+documents invalidates every answer drawn from them. Only first questions are
+cached: a follow-up's meaning depends on the conversation.
+
+Every lookup says why it hit or missed (CacheLookup.reason): the gateway writes it
+on the ledger row of the answer's call and config.metrics counts it, so a wrong hit
+(or a cache that never hits) can be traced to its rule.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -23,8 +31,30 @@ from django.utils import timezone
 from pgvector.django import CosineDistance
 
 from chat.llm.events import CompletionRequest
+from chat.llm.question_agreement import AGREE, DISAGREEMENTS, questions_agree
 from chat.models import SemanticCacheEntry
+from config.metrics import semantic_cache_observe, semantic_cache_reasons_declare
 from kb.selectors.search import query_embedding
+
+# Nearest entries weighed per lookup: a near-duplicate that disagrees (the "cannot"
+# twin of a question) must not hide one further down that agrees.
+SEMANTIC_CANDIDATES = 5
+# The cached question's best passages that the new question's retrieval must also find
+# (see semantic_match).
+RETRIEVAL_AGREEMENT = 3
+_CITATION = re.compile(r"\[(\d{1,3}(?:\s*[,;]\s*\d{1,3})*)\]")
+EXACT = "exact"
+HIT = "hit"
+# Why a semantic lookup did not serve: nothing stored in scope, nothing close enough,
+# the closest close-enough entry asks something else (its first disagreement), or it
+# asks the same but its answer came from passages this question's retrieval did not find.
+MISS_EMPTY = "miss:empty"
+MISS_BELOW_THRESHOLD = "miss:below_threshold"
+MISS_SOURCES = "miss:sources"
+SEMANTIC_REASONS: tuple[str, ...] = (
+    HIT, MISS_EMPTY, MISS_BELOW_THRESHOLD, MISS_SOURCES, *(f"miss:{d}" for d in DISAGREEMENTS),
+)  # fmt: skip
+semantic_cache_reasons_declare(SEMANTIC_REASONS)
 
 
 @dataclass(frozen=True)
@@ -50,6 +80,15 @@ class CachedAnswer:
     sources: tuple[int, ...] = ()
 
 
+@dataclass(frozen=True)
+class CacheLookup:
+    """A lookup's answer (None: generate one) and why: "exact", "hit", a SEMANTIC_REASONS
+    miss, or "" when the request is not cacheable (a follow-up)."""
+
+    answer: CachedAnswer | None
+    reason: str
+
+
 def normalise(text: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
 
@@ -67,19 +106,32 @@ def _exact_key(scope: CacheScope, route: str, request: CompletionRequest) -> str
 
 
 def answer_cache_lookup(
-    *, scope: CacheScope, route: str, question: str, request: CompletionRequest
-) -> CachedAnswer | None:
-    """A cached answer for this question in this scope, exact first, then semantic."""
+    *,
+    scope: CacheScope,
+    route: str,
+    question: str,
+    request: CompletionRequest,
+    sources: tuple[int, ...] = (),
+) -> CacheLookup:
+    """A cached answer for this question in this scope, exact first, then semantic.
+
+    ``sources`` are the chunk ids of this question's own top passages (the ones it
+    would be answered from); a semantic hit needs the cached answer's sources among
+    them. One SQL query fetches the SEMANTIC_CANDIDATES nearest entries in scope (the
+    scope index narrows the rows, the cosine orders them); the nearest that clears the
+    threshold and agrees is served.
+    """
     if not cacheable(request):
-        return None
+        return CacheLookup(None, "")
     exact = cache.get(_exact_key(scope, route, request))
     if exact is not None:
-        return CachedAnswer(
+        answer = CachedAnswer(
             exact["text"], exact["provider"], exact["model"], "exact",
             sources=tuple(exact.get("sources", ())),
         )  # fmt: skip
+        return CacheLookup(answer, EXACT)
     embedding = query_embedding(scope.embedding_model, question)
-    entry = (
+    nearest = (
         SemanticCacheEntry.objects.filter(
             account_id=scope.account_id,
             scope_key=scope.key,
@@ -89,18 +141,89 @@ def answer_cache_lookup(
         )
         .annotate(distance=CosineDistance("embedding", list(embedding)))
         .order_by("distance")
-        .first()
+        .only("pk", "question", "answer", "provider", "model", "sources")[:SEMANTIC_CANDIDATES]
     )
-    if entry is None:
-        return None
-    similarity = 1.0 - float(entry.distance)
-    if similarity < settings.CAIRN_SEMANTIC_CACHE_THRESHOLD:
-        return None
+    candidates = [(entry, 1.0 - float(entry.distance)) for entry in nearest]
+    chosen, reason = _semantic_choice(candidates, question, sources)
+    semantic_cache_observe(reason=reason)
+    if chosen is None:
+        return CacheLookup(None, reason)
+    entry, similarity = chosen
     SemanticCacheEntry.objects.filter(pk=entry.pk).update(hits=F("hits") + 1)
-    return CachedAnswer(
+    answer = CachedAnswer(
         entry.answer, entry.provider, entry.model, "semantic", similarity,
         sources=tuple(entry.sources),
     )  # fmt: skip
+    return CacheLookup(answer, HIT)
+
+
+def _semantic_choice(
+    candidates: Sequence[tuple[SemanticCacheEntry, float]],
+    question: str,
+    sources: tuple[int, ...],
+) -> tuple[tuple[SemanticCacheEntry, float] | None, str]:
+    """The nearest (entry, similarity) that may be served, or None and why not (the reason
+    of the nearest close-enough candidate: the one a cosine-only cache would have served)."""
+    if not candidates:
+        return None, MISS_EMPTY
+    threshold = settings.CAIRN_SEMANTIC_CACHE_THRESHOLD
+    reason = MISS_BELOW_THRESHOLD
+    for entry, similarity in candidates:  # nearest first
+        if similarity < threshold:
+            break
+        verdict = semantic_match(
+            cached_question=entry.question, cached_sources=tuple(entry.sources),
+            cached_answer=entry.answer, question=question, sources=sources,
+        )  # fmt: skip
+        if verdict == HIT:
+            return (entry, similarity), HIT
+        if reason == MISS_BELOW_THRESHOLD:
+            reason = verdict
+    return None, reason
+
+
+def semantic_match(
+    *,
+    cached_question: str,
+    cached_answer: str,
+    cached_sources: tuple[int, ...],
+    question: str,
+    sources: tuple[int, ...],
+) -> str:
+    """HIT if a cached answer (``cached_answer`` to ``cached_question``, written from the
+    passages ``cached_sources``, best first) may answer ``question``, whose own top
+    passages are ``sources``; else the miss reason. The cosine is the caller's business.
+
+    Two independent witnesses must agree. The wording (question_agreement): the same
+    negation, modality, comparison, units, numbers, names, question word, content words
+    and word order. And retrieval, both ways: every passage the cached answer cites, and the
+    cached question's RETRIEVAL_AGREEMENT best passages, must be among this question's
+    passages (the answer rests on text this question would have been shown; an
+    abstention is a statement about those best passages), and this question's best
+    passage must be one the cached answer saw. A question whose retrieval leads
+    elsewhere is about something else, however it is worded. Not all six passages:
+    the tail of a retrieval moves with harmless wording (on the demo golden set, a
+    greeting or a "thanks" changes the sixth passage of one question in three, the
+    first three of one in a hundred). An entry stored without sources (a completion
+    made outside the answer pipeline) has nothing to check.
+    """
+    agreement = questions_agree(cached_question, question)
+    if agreement != AGREE:
+        return f"miss:{agreement}"
+    if not cached_sources:
+        return HIT
+    required = set(cached_sources[:RETRIEVAL_AGREEMENT]) | set(
+        _cited(cached_answer, cached_sources)
+    )
+    if not sources or not required <= set(sources) or sources[0] not in cached_sources:
+        return MISS_SOURCES
+    return HIT
+
+
+def _cited(answer: str, sources: tuple[int, ...]) -> list[int]:
+    """The chunk ids behind the answer's [n] markers ([2], [1, 3], [1][2])."""
+    numbers = (int(n) for group in _CITATION.findall(answer) for n in re.findall(r"\d+", group))
+    return [sources[n - 1] for n in numbers if 1 <= n <= len(sources)]
 
 
 def answer_cache_store(

@@ -84,6 +84,7 @@ def _call_record(*, context: CallContext, error: str = "", **call: Any) -> None:
             "ttft_ms": row.time_to_first_token_ms, "input_tokens": row.input_tokens,
             "output_tokens": row.output_tokens, "cost": row.cost,
             "error_class": row.error_class, "cache_hit": row.cache_hit,
+            "cache_reason": row.cache_reason,
             "fallback_used": row.fallback_used, "route": context.route,
             "feature": context.feature,
         },
@@ -119,6 +120,9 @@ class GatewayResult:
     replayed: bool = False
     cached: str = ""  # "exact" or "semantic" when served from the answer cache
     cached_sources: tuple[int, ...] = ()
+    # Why the answer cache served or not ("exact", "hit", "miss:negation"…; "" without a
+    # lookup), also on the ledger row of the call that produced the answer.
+    cache_reason: str = ""
     failed: bool = False
     attempts: int = 0
 
@@ -160,12 +164,14 @@ class LlmGateway:
             yield from self._replayed(replay, context, result)
             return
         if request.cache_scope is not None and request.question:
-            hit = answer_cache_lookup(
+            lookup = answer_cache_lookup(
                 scope=request.cache_scope, route=request.route.name,
                 question=request.question, request=request.completion,
+                sources=request.cache_sources,
             )  # fmt: skip
-            if hit is not None:
-                yield from self._from_cache(hit, context, result)
+            result.cache_reason = lookup.reason
+            if lookup.answer is not None:
+                yield from self._from_cache(lookup.answer, context, result)
                 return
         deadline = self._clock() + settings.CAIRN_LLM_REQUEST_TIMEOUT
         for index, entry in enumerate(self._chain(request)):
@@ -273,6 +279,8 @@ class LlmGateway:
                     latency_ms=elapsed,
                     ttft_ms=None if first_token_at is None else (first_token_at - started) * 1000,
                     fallback_used=index > 0, error=str(exc),
+                    # An interrupted call is the answer's; a failure before it is not.
+                    cache_reason=result.cache_reason if interrupted else "",
                 )  # fmt: skip
                 if interrupted:
                     result.failed = True
@@ -293,6 +301,7 @@ class LlmGateway:
                     context=context, provider=provider_name, model=model, attempt=attempt,
                     status="cancelled", usage=self._estimate(request.completion, "".join(parts)),
                     latency_ms=(self._clock() - started) * 1000, fallback_used=index > 0,
+                    cache_reason=result.cache_reason,
                 )  # fmt: skip
                 raise
             breaker.record_success()
@@ -312,6 +321,7 @@ class LlmGateway:
                 context=context, provider=provider_name, model=model, attempt=attempt,
                 status="ok", usage=usage, latency_ms=(self._clock() - started) * 1000,
                 ttft_ms=(first_token_at - started) * 1000, fallback_used=index > 0,
+                cache_reason=result.cache_reason,
             )  # fmt: skip
             self._remember(request, result)
             if request.cache_scope is not None and request.question:
@@ -350,6 +360,7 @@ class LlmGateway:
         _call_record(
             context=context, provider=STATIC_PROVIDER, model="fallback", attempt=1,
             status="error", error_class="all_providers_failed", fallback_used=True,
+            cache_reason=result.cache_reason,
         )  # fmt: skip
         yield Start(STATIC_PROVIDER, "fallback")
         yield TextDelta(message)
@@ -384,7 +395,7 @@ class LlmGateway:
         result.usage = Usage(0, 0)
         _call_record(
             context=context, provider=hit.provider, model=hit.model, attempt=1,
-            status="ok", cache_hit=True,
+            status="ok", cache_hit=True, cache_reason=result.cache_reason,
         )  # fmt: skip
         yield Start(hit.provider, hit.model)
         yield TextDelta(hit.text)

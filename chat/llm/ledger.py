@@ -47,9 +47,11 @@ def llm_call_record(
     error_class: str = "",
     cache_hit: bool = False,
     fallback_used: bool = False,
+    cache_reason: str = "",
 ) -> LlmCall:
     """Record one call. Cache hits and replays cost nothing; failed calls cost what the
-    provider reported for them (usually nothing)."""
+    provider reported for them (usually nothing). ``cache_reason``: why the answer cache
+    served this answer or not (chat.llm.answer_cache.CacheLookup.reason)."""
     usage = usage or Usage(0, 0)
     cost = Decimal(0) if cache_hit else call_cost(usage, price_for(provider, model))
     with transaction.atomic(), connection.cursor() as cursor:
@@ -59,7 +61,7 @@ def llm_call_record(
         cursor.execute("SET LOCAL synchronous_commit TO OFF")
         call = _insert(
             context, provider, model, attempt, status, usage, cost, latency_ms, ttft_ms,
-            error_class, cache_hit, fallback_used,
+            error_class, cache_hit, fallback_used, cache_reason,
         )  # fmt: skip
     # Every ledger row is also a Prometheus sample (config.metrics), in this process.
     llm_call_observe(
@@ -83,6 +85,7 @@ def _insert(
     error_class: str,
     cache_hit: bool,
     fallback_used: bool,
+    cache_reason: str,
 ) -> LlmCall:
     return LlmCall.objects.create(
         request_id=context.request_id,
@@ -105,5 +108,6 @@ def _insert(
         status=status,
         error_class=error_class,
         cache_hit=cache_hit,
+        cache_reason=cache_reason,
         fallback_used=fallback_used,
     )
