@@ -59,11 +59,22 @@ def citation_title(citation: Citation) -> str:
     return " › ".join(part for part in (citation.document_title, citation.heading_path) if part)
 
 
+def unsupported_spans(message: Message) -> list[tuple[int, int]]:
+    """Where the answer's text holds the sentences the citation check could not support."""
+    spans = []
+    for sentence in message.sentences or ():
+        start, end = sentence.get("start"), sentence.get("end")
+        if sentence.get("supported") is False and isinstance(start, int) and isinstance(end, int):
+            spans.append((start, end))
+    return spans
+
+
 def message_html(message: Message) -> SafeString:
-    """The answer's text with chips for the citations that stood the check."""
+    """The answer's text with chips for the citations that stood the check, and its
+    unsupported sentences marked."""
     links = {
         c.number: CitationLink(citation_url(c), citation_title(c))
         for c in message.citations.all()
         if c.kind == Citation.Kind.CITED
     }
-    return answer_html(message.content, links)
+    return answer_html(message.content, links, unsupported_spans(message))

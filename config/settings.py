@@ -369,6 +369,14 @@ CAIRN_SEARCH_CANDIDATES = env_int(
     "CAIRN_SEARCH_CANDIDATES", 50, help="Candidates each channel contributes to fusion."
 )
 CAIRN_RRF_K = env_int("CAIRN_RRF_K", 60, help="Reciprocal rank fusion constant k.")
+CAIRN_SEARCH_RERANK = env_bool(
+    "CAIRN_SEARCH_RERANK",
+    True,
+    help="Rerank hybrid results sentence by sentence (kb/search/rerank.py); off: fusion's order.",
+)
+CAIRN_RERANK_POOL = env_int(
+    "CAIRN_RERANK_POOL", 20, help="Fused hits the reranker re-scores (the rest keep their order)."
+)
 CAIRN_SEARCH_MIN_SIMILARITY = env_float(
     "CAIRN_SEARCH_MIN_SIMILARITY",
     0.25,
@@ -562,6 +570,12 @@ CAIRN_CITATION_MIN_SUPPORT = env_float(
     0.45,
     help="Support score (lexical and embedding overlap, 0-1) a cited passage must reach "
     "for its citation to stand.",
+)
+CAIRN_ANSWER_MIN_SUPPORTED_SHARE = env_float(
+    "CAIRN_ANSWER_MIN_SUPPORTED_SHARE",
+    0.5,
+    help="Share of an answer's sentences (those that state something) that a citation must "
+    "support; below it the answer is replaced by the abstention and the closest sources.",
 )
 CAIRN_EXTRACTIVE_MIN_CONFIDENCE = env_float(
     "CAIRN_EXTRACTIVE_MIN_CONFIDENCE",

@@ -108,7 +108,7 @@ REFUND_QUESTION = "How many days do I have to ask for a refund of an annual plan
 STARTER_QUESTION = "How much does the Starter plan cost?"
 PAYOUT_QUESTION = "How long does it take for a refund to arrive?"
 GROWTH_QUESTION = "How much does the Growth plan cost per month?"
-GROWTH_PARAPHRASE = "What does the Growth plan cost each month?"  # cosine 0.967 to the question
+GROWTH_PARAPHRASE = "Hi, how much does the Growth plan cost per month? Thanks"  # same question, reworded
 
 CITED = re.compile(r"/documents/(\d+)/\?chunk=(\d+)")
 

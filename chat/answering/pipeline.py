@@ -12,14 +12,14 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
 from django.conf import settings
 
-from chat.answering.citations import CheckedAnswer, citations_check
+from chat.answering.citations import CheckedAnswer, CheckedSentence, citations_check
 from chat.answering.context import (
     Turn,
     history_messages,
@@ -28,6 +28,7 @@ from chat.answering.context import (
 )
 from chat.answering.leaks import PromptLeakGuard
 from chat.answering.links import LinkGuard, links_strip, urls_in
+from chat.answering.markup import MarkupGuard, markdown_text_safe
 from chat.answering.prompts import (
     prompt_template,
     render_system,
@@ -80,8 +81,9 @@ class AnswerOutcome:
 
     status: str = "done"  # done | abstained | stopped | failed (Message.Status values)
     problem: str = ""  # Message.Problem values
-    text: str = ""  # after the citation check
-    raw_text: str = ""  # as streamed
+    text: str = ""  # after the citation check (Markdown without HTML: answering.markup)
+    raw_text: str = ""  # as the model streamed it, unfiltered
+    sentences: tuple[CheckedSentence, ...] = ()  # of ``text``, when it was checked
     cited: list[SourceRef] = field(default_factory=list)
     closest: list[SourceRef] = field(default_factory=list)
     prompt_version: str = ""
@@ -121,6 +123,19 @@ def _hits_for_sources(account: Account, chunk_ids: Sequence[int]) -> list[Search
     if len(by_id) != len(set(chunk_ids)):
         return None
     return [SearchHit(chunk=by_id[pk], fused_score=0.0) for pk in chunk_ids]
+
+
+def vouching_urls(passages: Iterable[ContextPassage]) -> frozenset[str]:
+    """The URLs an answer may repeat: those of the given passages that the ingestion scan
+    did not flag. A flagged passage (instructions to a model, hidden text, an exfiltration
+    link) vouches for nothing, so its URL is refused even when the model repeats it."""
+    return urls_in(p.text for p in passages if not p.flags)
+
+
+def answer_text_safe(text: str, allowed: frozenset[str]) -> str:
+    """``text`` as an answer may show it: no HTML (answering.markup), then no image and
+    no URL outside ``allowed`` (answering.links)."""
+    return links_strip(markdown_text_safe(text), allowed)
 
 
 def answer_compose(
@@ -221,8 +236,9 @@ def answer_compose(
         # repeated) waits; no part of a leak may reach the reader.
         leak_guard = PromptLeakGuard(system, canary=canary, quotable=(ABSTENTION_TEXT,))
         held, leaked = "", False
-        # No image, and no URL the passages do not contain, ever reaches the reader.
-        links = LinkGuard(urls_in(p.text for p in passages))
+        # No HTML, no image, and no URL the (unflagged) passages do not contain, ever
+        # reaches the reader; a tag or a link cut across deltas waits until it is whole.
+        markup, links = MarkupGuard(), LinkGuard(vouching_urls(passages))
         stream = (gateway or _gateway()).stream(gateway_request, result)
         generate_trace = span("generate", route=route.name)
         generate_span = generate_trace.__enter__()
@@ -239,7 +255,7 @@ def answer_compose(
                         break
                     release = leak_guard.releasable(held)
                     if release > 0:
-                        shown = links.feed(held[:release])
+                        shown = links.feed(markup.feed(held[:release]))
                         held = held[release:]
                         if shown:
                             yield shown
@@ -265,7 +281,7 @@ def answer_compose(
             outcome.provider, outcome.model = result.provider, result.model
             _abstain(outcome, search.hits, problem="")
             return
-        rest = links.feed(held) + links.flush()
+        rest = links.feed(markup.feed(held) + markup.flush()) + links.flush()
         if rest:
             yield rest
         outcome.provider, outcome.model = result.provider, result.model
@@ -276,7 +292,7 @@ def answer_compose(
                 hits = tuple(cached_hits)
                 passages = tuple(
                     ContextPassage(i, h.chunk.text, h.chunk.document.title, h.chunk.heading_path,
-                                   kb.embedding_model)
+                                   kb.embedding_model, tuple(h.chunk.safety_flags))
                     for i, h in enumerate(hits, start=1)
                 )  # fmt: skip
         if result.provider == STATIC_PROVIDER:
@@ -289,7 +305,7 @@ def answer_compose(
             outcome.status, outcome.problem = "failed", "interrupted"
     except GeneratorExit:
         outcome.status, outcome.problem = "stopped", ""
-        outcome.text = links_strip(outcome.raw_text, urls_in(p.text for p in passages))
+        outcome.text = answer_text_safe(outcome.raw_text, vouching_urls(passages))
         raise
     finally:
         outcome.latency_ms = (time.monotonic() - started) * 1000
@@ -306,16 +322,18 @@ def _check(
     hits: Sequence[SearchHit],
     all_hits: Sequence[SearchHit],
 ) -> None:
-    """The citation check; an answer with no supported content becomes the abstention."""
+    """The citation check; an answer with too little supported content (no supported
+    citation, or a supported share of its sentences below
+    CAIRN_ANSWER_MIN_SUPPORTED_SHARE) becomes the abstention with the closest sources."""
     by_number = {p.number: hit for p, hit in zip(passages, hits, strict=True)}
     with (
         span("verify", passages=len(passages)) as verify_span,
         embedding_context(account_id=request.account.pk, feature="citation_check"),
     ):
         checked = citations_check(
-            # Checked as the reader will see it: an image or a foreign URL glued to a cited
-            # sentence must not sink (or carry) it.
-            links_strip(outcome.raw_text, urls_in(p.text for p in passages)),
+            # Checked as the reader will see it: markup, an image or a foreign URL glued to
+            # a cited sentence must not sink (or carry) it.
+            answer_text_safe(outcome.raw_text, vouching_urls(passages)),
             passages={p.number: p.text for p in passages},
             passage_vectors={
                 number: np.asarray(hit.chunk.embedding, dtype=np.float32)
@@ -325,13 +343,18 @@ def _check(
             embedding_model=request.knowledge_base.embedding_model,
             min_support=settings.CAIRN_CITATION_MIN_SUPPORT,
         )
-        verify_span.set(grounded=checked.grounded, cited=len(checked.cited))
+        share = checked.supported_share
+        verify_span.set(grounded=checked.grounded, cited=len(checked.cited),
+                        supported_share=None if share is None else round(share, 3))  # fmt: skip
     outcome.checked = checked
-    if not checked.grounded:
+    if not checked.grounded or share is None or share < settings.CAIRN_ANSWER_MIN_SUPPORTED_SHARE:
         _abstain(outcome, all_hits, problem="")
         return
-    cited_texts = (p.text for p in passages if p.number in checked.cited)
-    outcome.status, outcome.text = "done", links_strip(checked.text, urls_in(cited_texts))
+    # The final answer keeps only URLs its cited passages hold, sentence by sentence so
+    # the sentences' spans stay true for the chat's marks.
+    allowed = vouching_urls(p for p in passages if p.number in checked.cited)
+    final = checked.rewritten(lambda sentence: answer_text_safe(sentence, allowed))
+    outcome.status, outcome.text, outcome.sentences = "done", final.text, final.sentences
     outcome.cited = [
         SourceRef(number, by_number[number].chunk, checked.best_score.get(number))
         for number in sorted(checked.cited)

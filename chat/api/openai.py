@@ -5,7 +5,10 @@ the ``openai`` SDK) chats with a knowledge base. The last user message is the
 question and the earlier turns are its history; system messages are ignored (the
 answer prompt is Cairn's own). Answers are the same grounded, cited, checked ones
 as everywhere else: citations come as a "Sources" block appended to the content and
-as an extra ``citations`` field. Each call is kept as an API conversation.
+as an extra ``citations`` field, the checked sentences (``[{text, citations,
+supported}]``) as an extra ``sentences`` field (on the response, or on the final chunk of
+a stream). Content carries no HTML (chat.answering.markup). Each call is kept as an API
+conversation.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from chat.answering.context import Turn
+from chat.answering.markup import markdown_text_safe
 from chat.answering.questions import QuestionRejected
 from chat.api.limits import question_rate_check
 from chat.api.serializers import answer_data
@@ -93,7 +97,8 @@ def sources_block(body: dict[str, Any], *, streamed: bool = False) -> str:
         lines.append(UNVERIFIED_NOTE)
     for citation in body["citations"]:
         title = " › ".join(p for p in (citation["document_title"], citation["heading_path"]) if p)
-        lines.append(f"[{citation['n']}] {title} — {citation['url']}")
+        # Titles and sections come from documents: no markup in them either.
+        lines.append(f"[{citation['n']}] {markdown_text_safe(title)} — {citation['url']}")
     if not lines:
         return ""
     heading = "Sources:" if body["citations"] else ""
@@ -200,6 +205,7 @@ class ChatCompletionCreateApi(APIView):
                 ],
                 "usage": _usage(body),
                 "citations": body["citations"],
+                "sentences": body["sentences"],
             }
         )
 
@@ -245,7 +251,9 @@ class ChatCompletionCreateApi(APIView):
                     tail = sources_block(body, streamed=True)
                     if tail:
                         yield chunk({"content": tail})
-                    yield chunk({}, "stop", citations=body["citations"])
+                    yield chunk(
+                        {}, "stop", citations=body["citations"], sentences=body["sentences"]
+                    )
                     if include_usage:
                         usage = {
                             "id": completion_id, "object": "chat.completion.chunk",

@@ -24,6 +24,17 @@ class CitationOutputSerializer(serializers.Serializer):
     score = serializers.FloatField(allow_null=True, help_text="Support score of the check.")
 
 
+class SentenceOutputSerializer(serializers.Serializer):
+    text = serializers.CharField(allow_blank=True, help_text="The sentence, without [n] markers.")
+    citations = serializers.ListField(
+        child=serializers.IntegerField(), help_text="The [n] of the citations that stood."
+    )
+    supported = serializers.BooleanField(
+        help_text="False: the sentence states something no cited passage backs, or cites "
+        "nothing (marked [?] in the answer). Headings, lead-ins and the abstention are true."
+    )
+
+
 class UsageOutputSerializer(serializers.Serializer):
     input_tokens = serializers.IntegerField()
     output_tokens = serializers.IntegerField()
@@ -40,6 +51,11 @@ class AnswerOutputSerializer(serializers.Serializer):
     grounded = serializers.BooleanField(help_text="At least one citation passed the check.")
     citations = CitationOutputSerializer(many=True)
     closest_sources = CitationOutputSerializer(many=True)
+    sentences = SentenceOutputSerializer(
+        many=True,
+        help_text="Every sentence of the answer as checked; empty when it was not checked "
+        "(an abstention, a failure, a stop) or the retention policy removed it.",
+    )
     usage = UsageOutputSerializer()
     cached = serializers.CharField(allow_blank=True, help_text='"exact", "semantic" or "".')
     provider = serializers.CharField(allow_blank=True)
@@ -70,6 +86,14 @@ def citation_data(citation: Citation, *, absolute: Any = None) -> dict[str, Any]
     }
 
 
+def sentences_data(message: Message) -> list[dict[str, Any]]:
+    """The checked sentences as the API shows them (their spans are the chat's business)."""
+    return [
+        {"text": s["text"], "citations": s["citations"], "supported": s["supported"]}
+        for s in message.sentences
+    ]
+
+
 def answer_data(message: Message, *, absolute: Any = None) -> dict[str, Any]:
     """The answer as the API shows it (``absolute`` turns paths into full URLs)."""
     citations = list(message.citations.all())
@@ -85,6 +109,7 @@ def answer_data(message: Message, *, absolute: Any = None) -> dict[str, Any]:
         "grounded": message.status == Message.Status.DONE and bool(cited),
         "citations": cited,
         "closest_sources": closest,
+        "sentences": sentences_data(message),
         "usage": {
             "input_tokens": message.input_tokens,
             "output_tokens": message.output_tokens,

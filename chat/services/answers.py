@@ -23,7 +23,13 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from chat.answering.context import Turn
-from chat.answering.pipeline import AnswerOutcome, AnswerRequest, SourceRef, answer_compose
+from chat.answering.pipeline import (
+    AnswerOutcome,
+    AnswerRequest,
+    SourceRef,
+    answer_compose,
+    answer_text_safe,
+)
 from chat.llm.events import Usage
 from chat.llm.ledger import price_for
 from chat.llm.pricing import call_cost
@@ -186,7 +192,9 @@ def answer_stream(
     except Exception:
         logger.exception("answer %s failed", message_id)
         outcome.status, outcome.problem = "failed", Message.Problem.INTERNAL
-        outcome.text = outcome.raw_text
+        # Unchecked, so no URL is vouched for; and no markup, as everywhere.
+        outcome.text = answer_text_safe(outcome.raw_text, frozenset())
+        outcome.sentences = ()
     finally:
         compose.close()
         answer_persist(message=message, outcome=outcome)
@@ -284,7 +292,8 @@ def _citation(message: Message, ref: SourceRef, kind: str, live: set[int]) -> Ci
 
 @transaction.atomic
 def answer_persist(*, message: Message, outcome: AnswerOutcome) -> None:
-    """Write the answer, its citations and what it cost (the sum of its ledger rows)."""
+    """Write the answer, its sentences as checked, its citations and what it cost (the sum
+    of its ledger rows)."""
     usage = LlmCall.objects.filter(request_id=outcome.request_id).aggregate(
         input_tokens=Sum("input_tokens"), output_tokens=Sum("output_tokens"), cost=Sum("cost")
     )
@@ -292,6 +301,9 @@ def answer_persist(*, message: Message, outcome: AnswerOutcome) -> None:
     message.problem = outcome.problem
     message.content = outcome.text
     message.raw_content = outcome.raw_text
+    # Per sentence of ``content``: its text, the citations that stood, whether it is
+    # supported, and its span (so the chat can mark it); empty when it was not checked.
+    message.sentences = [sentence.as_data() for sentence in outcome.sentences]
     message.prompt_version = outcome.prompt_version
     message.route, message.provider, message.model = outcome.route, outcome.provider, outcome.model
     message.cached = outcome.cached

@@ -2,9 +2,10 @@
 
 What is removed, field by field (everything else is kept):
 
-* ``Message.content`` and ``Message.raw_content`` (the question, the checked answer,
-  the answer as the model streamed it): blanked; ``purged_at`` is set so pages and the
-  API say the text was removed under the retention policy instead of showing nothing.
+* ``Message.content``, ``Message.raw_content`` and ``Message.sentences`` (the question,
+  the checked answer, the answer as the model streamed it, the checked answer's
+  sentences): blanked; ``purged_at`` is set so pages and the API say the text was
+  removed under the retention policy instead of showing nothing.
   Kept: role, question link, status, problem, superseded, route, provider, model,
   cached, prompt version, request id, tokens, cost, timings, retry_at, the injection
   score and flag (numbers, not text), and the idempotency key (the client's own token).
@@ -76,7 +77,7 @@ def _messages_purge(*, ids: list[int], now: datetime) -> PurgeReport:
     )
     return PurgeReport(
         messages=Message.objects.filter(pk__in=message_ids, purged_at__isnull=True).update(
-            content="", raw_content="", purged_at=now
+            content="", raw_content="", sentences=[], purged_at=now
         ),
         unfinished_answers=unfinished,
         citations=Citation.objects.filter(message_id__in=message_ids)

@@ -18,7 +18,8 @@ from django.db import connection
 from playwright.sync_api import Locator, Page, expect
 
 from chat.models import Feedback
-from tests.support.fake_llm import FakeLLMServer, Reply
+from tests.support.fake_llm import FakeLLMServer, Reply, Respond
+from tests.support.prompts import passage_number
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -235,30 +236,32 @@ def test_hostile_model_output_split_across_stream_events_stays_inert(
     # When a question is answered by it
     ask(page, "What does LDG-409 mean when a customer connects a bank account?")
     page.wait_for_url("**/chat/c/*/")
-    wait_for_streamed_text(page, "<script>")
+    wait_for_streamed_text(page, "Before")
     screenshot(page, "hostile-streaming")
     answer = finished_answer(page)
 
-    # Then while it streamed, the markup showed as text and at no moment became elements
+    # Then while it streamed, the markup never showed, as elements or as text: the
+    # answer's output guards (chat/answering/markup.py, links.py) drop tags, the image
+    # and the javascript: link target before they are streamed at all
     assert fake_model.requests, "the answer did not come from the fake model"
     timeline = snapshots(page)
     streaming = [s for s in timeline if s["streamed"] is not None]
-    assert any("<script>window.__pwned=1</script>" in s["streamed"] for s in streaming)
-    # The answer's output guard (chat/answering/links.py) drops the image and the
-    # javascript: link target before they are streamed at all.
-    assert not any("onerror" in s["streamed"] for s in streaming)
+    assert any("middle" in s["streamed"] for s in streaming)
+    for marker in ("<script", "onerror", "<svg", "javascript:", "<a "):
+        assert not any(marker in s["streamed"] for s in streaming), marker
     for snapshot in timeline:
         assert snapshot["scripts"] == snapshot["images"] == 0, snapshot
         assert snapshot["javascriptLinks"] == snapshot["handlers"] == 0, snapshot
         assert snapshot["pwned"] is None, snapshot
 
-    # And the final answer, which keeps the text since its one claim is supported, shows
-    # the markup as text just as inertly
+    # And the final answer, which keeps the text since its one claim is supported, holds
+    # the words of the links and none of the markup
     screenshot(page, "hostile-final")
     expect(answer).to_have_class("message assistant status-done")
     text = answer.locator(".answer-text")
-    expect(text).to_contain_text("<script>window.__pwned=1</script>")
     expect(text).to_contain_text("a link")
+    expect(text).to_contain_text("raw link")
+    expect(text).not_to_contain_text("<script>")
     expect(text).not_to_contain_text("javascript:window.__pwned=3")
     expect(text.locator("a.cite")).to_have_count(1)
     messages = page.locator("#messages")
@@ -290,3 +293,67 @@ def test_the_first_words_show_while_the_model_is_still_answering(
     screenshot(page, "first-words")
     finished_answer(page)
     assert fake_model.streams_completed == 1
+
+
+UNCITED = "Ledgerly also e-mails the workspace owner whenever a bank account is connected twice."
+WRONGLY_CITED = "LDG-409 errors clear by themselves after 48 hours."
+
+
+def mixed_model(body: dict) -> Reply:
+    """Three supported sentences, one citing nothing, one whose citation does not back it
+    (the passage states no "48")."""
+    ldg409 = passage_number(body, "LDG-409")
+    ldg422 = passage_number(body, "LDG-422")
+    return Reply(
+        text=(
+            f"LDG-409 means the same bank account is already connected in this workspace "
+            f"[{ldg409}]. Use the existing connection: each bank account can be connected "
+            f"only once per workspace [{ldg409}]. {UNCITED} {WRONGLY_CITED[:-1]} [{ldg409}]. "
+            f"LDG-422 means the bank requires additional verification [{ldg422}]."
+        ),
+        chunks=30,
+        chunk_delay=0.02,
+    )
+
+
+def test_sentences_the_sources_do_not_support_are_marked_in_the_answer(
+    chat_user, fake_model: FakeLLMServer, page, screenshot
+):
+    # Given a model whose answer mixes supported sentences with one that cites nothing
+    # and one whose citation does not back it
+    fake_model.default = Respond(mixed_model)
+    log_in(page, chat_user)
+
+    # When a question is answered by it
+    ask(page, "What does LDG-409 mean when a customer connects a bank account?")
+    page.wait_for_url("**/chat/c/*/")
+    answer = finished_answer(page)
+
+    # Then the answer stands, and exactly the two unsupported sentences are dimmed, each
+    # followed by a note in words
+    expect(answer).to_have_class("message assistant status-done")
+    marked = answer.locator(".answer-text .unsupported")
+    expect(marked).to_have_count(2)
+    expect(marked.nth(0)).to_have_text(UNCITED)
+    expect(marked.nth(1)).to_have_text(WRONGLY_CITED)
+    notes = answer.locator(".answer-text .unsupported-note")
+    expect(notes).to_have_count(2)
+    for index in range(2):
+        expect(notes.nth(index)).to_be_visible()
+        expect(notes.nth(index)).to_have_text("This sentence was not found in the sources")
+    expect(answer.locator(".answer-text")).to_contain_text(
+        "not found in the sources", use_inner_text=True
+    )
+    # The supported sentences keep their citation chips and their full colour.
+    expect(answer.locator(".answer-text a.cite")).to_have_count(3)
+    colours = page.evaluate(
+        """() => {
+          const text = document.querySelector(".message.assistant .answer-text");
+          const dimmed = text.querySelector(".unsupported");
+          return [getComputedStyle(text).color, getComputedStyle(dimmed).color];
+        }"""
+    )
+    assert colours[0] != colours[1], colours
+    answer.scroll_into_view_if_needed()
+    screenshot(page, "unsupported-sentences-marked", full_page=False)
+    screenshot(page, "unsupported-sentences-marked-page")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chat.answering.citations import citations_check, lexical_support
+from chat.answering.citations import citations_check, lexical_support, sentence_is_trivial
 from kb.embeddings.local import MINILM_MODEL_ID
 from kb.embeddings.registry import get_embedder
 
@@ -88,3 +88,92 @@ def test_a_number_the_passage_does_not_state_sinks_the_citation() -> None:
 
     assert not checked.grounded
     assert not checked.supports[0].numbers_match
+
+
+MIXED = (
+    "Here is what the documents say:\n\n"
+    "- The Growth plan costs $59 / month [2].\n"
+    "- Ledgerly has a mobile app for iOS.\n"
+    "- Monthly plans are refunded within 30 days [2].\n\n"
+    "Annual plans can be refunded within 30 days of purchase [1]."
+)
+
+
+def test_every_sentence_says_whether_a_citation_supports_it() -> None:
+    checked = check(MIXED)
+
+    assert [(s.text, s.citations, s.supported, s.counted) for s in checked.sentences] == [
+        ("Here is what the documents say:", (), True, False),
+        ("The Growth plan costs $59 / month.", (2,), True, True),
+        ("Ledgerly has a mobile app for iOS.", (), False, True),  # cites nothing
+        ("Monthly plans are refunded within 30 days.", (), False, True),  # wrongly cited
+        ("Annual plans can be refunded within 30 days of purchase.", (1,), True, True),
+    ]
+    assert checked.supported_share == pytest.approx(2 / 4)
+    assert checked.text == (
+        "Here is what the documents say:\n\n"
+        "- The Growth plan costs $59 / month [2].\n"
+        "- Ledgerly has a mobile app for iOS. [?]\n"
+        "- Monthly plans are refunded within 30 days. [?]\n\n"
+        "Annual plans can be refunded within 30 days of purchase [1]."
+    )
+
+
+def test_each_sentence_span_points_at_it_in_the_checked_text() -> None:
+    checked = check(MIXED)
+
+    for sentence in checked.sentences:
+        shown = checked.text[sentence.start : sentence.end]
+        assert shown.replace(" [2]", "").replace(" [1]", "").removeprefix("- ") == sentence.text
+        marked = checked.text[sentence.end :].startswith(" [?]")
+        assert marked == (not sentence.supported)
+
+
+def test_rewriting_the_sentences_keeps_their_spans_true() -> None:
+    checked = check(MIXED)
+
+    rewritten = checked.rewritten(lambda sentence: sentence.replace("Growth", "Growth (annual)"))
+
+    assert "Growth (annual) plan" in rewritten.text and rewritten.text.count("[?]") == 2
+    for before, after in zip(checked.sentences, rewritten.sentences, strict=True):
+        assert rewritten.text[after.start : after.end].startswith(
+            checked.text[before.start : before.start + 4]
+        )
+        assert after.supported == before.supported
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "## Refunds",
+        "**Refunds**",
+        "Here is what the documents say:",
+        "To ask for a refund:",
+        "Sure, here's what I found.",
+        "Let me know if you have other questions.",
+        "Yes.",
+        "I don't have that information in the knowledge base.",
+    ],
+)
+def test_sentences_that_state_nothing_to_check_are_not_counted(sentence: str) -> None:
+    assert sentence_is_trivial(sentence)
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "No, monthly plans are not refunded.",
+        "The Growth plan costs $59 and includes:",
+        "Here is the price: $59 per month.",
+        "Ledgerly works offline",
+    ],
+)
+def test_sentences_that_state_something_are_counted(sentence: str) -> None:
+    assert not sentence_is_trivial(sentence)
+
+
+def test_an_answer_of_trivial_sentences_only_has_no_share_to_speak_of() -> None:
+    checked = check("## Refunds\n\nHere is what I found:")
+
+    assert checked.supported_share is None and not checked.grounded
+    assert "[?]" not in checked.text

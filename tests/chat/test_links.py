@@ -81,3 +81,53 @@ def test_a_stream_of_plain_prose_is_not_held_back() -> None:
 
     assert guard.feed("Refunds arrive within ") == "Refunds arrive within "
     assert guard.feed("5 business days [1]. ") == "5 business days [1]. "
+
+
+def test_a_link_target_is_judged_as_a_browser_reads_it() -> None:
+    text = (
+        "[a](javascript&#58;alert(1)) [b](&#106;avascript:alert(2)) [c](JaVaScRiPt:alert(3)) "
+        "[d](data:text/html;base64,PHNjcmlwdD4=) [e](/\\evil.example/x) [f](\\/evil.example/y) "
+        "[g](/settings/billing)"
+    )
+
+    stripped = links_strip(text, frozenset())
+
+    # (The ")" closing "alert(1)" is text after the link, as before: harmless.)
+    assert stripped.startswith("a) b) c) d e f [g](/settings/billing)")
+    assert "script" not in stripped.lower() and "evil" not in stripped and "data:" not in stripped
+
+
+REFERENCES = (
+    "Refunds take 30 days [1].\n"
+    "[1]: javascript:alert(1)\n"
+    "  [docs]: https://evil.example/x\n"
+    "[multi\nline]: javascript:alert(2)\n"
+    "Not one: [1]: at the start of no line."
+)
+REFERENCES_BROKEN = (
+    "Refunds take 30 days [1].\n"
+    "\\[1]: javascript:alert(1)\n"
+    f"  \\[docs]: {REMOVED}\n"
+    "\\[multi\nline]: javascript:alert(2)\n"
+    "Not one: [1]: at the start of no line."
+)
+
+
+def test_reference_definitions_cannot_turn_the_citation_markers_into_links() -> None:
+    assert links_strip(REFERENCES, frozenset()) == REFERENCES_BROKEN
+    assert links_strip(REFERENCES_BROKEN, frozenset()) == REFERENCES_BROKEN
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 40])
+def test_reference_definitions_are_broken_up_however_the_stream_is_cut(size: int) -> None:
+    guard = LinkGuard(frozenset())
+
+    shown = [guard.feed(REFERENCES[i : i + size]) for i in range(0, len(REFERENCES), size)]
+
+    assert "".join(shown) + guard.flush() == REFERENCES_BROKEN
+
+
+def test_a_less_than_sign_does_not_hold_the_stream_back() -> None:
+    guard = LinkGuard(frozenset())
+
+    assert guard.feed("Refunds take < 5 days ") == "Refunds take < 5 days "

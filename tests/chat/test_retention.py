@@ -81,6 +81,7 @@ def test_an_old_conversation_loses_its_texts_but_keeps_tokens_cost_ledger_and_bu
     question = answer.question
     assert question is not None
     assert answer.content and answer.input_tokens > 0 and answer.citations.exists()
+    assert answer.sentences  # the checked sentences hold the answer's text too
     assert SemanticCacheEntry.objects.exists()
     ledger = list(LlmCall.objects.order_by("pk").values())
     spent = BudgetWindow.objects.get().tokens_spent
@@ -94,6 +95,7 @@ def test_an_old_conversation_loses_its_texts_but_keeps_tokens_cost_ledger_and_bu
     conversation = Conversation.objects.get(pk=answer.conversation_id)
     assert question.content == "" and question.purged_at is not None
     assert answer.content == answer.raw_content == "" and answer.purged_at is not None
+    assert answer.sentences == []
     assert set(Citation.objects.filter(message=answer).values_list("excerpt", flat=True)) == {""}
     assert Citation.objects.filter(message=answer).exclude(document_title="").exists()
     feedback = Feedback.objects.get(message=answer)
