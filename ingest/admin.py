@@ -6,12 +6,13 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.defaultfilters import filesizeformat
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
 from ingest.forms import DocumentUploadForm
@@ -20,7 +21,8 @@ from ingest.services.recovery import documents_retry
 from ingest.services.uploads import UploadRejected, UploadResult, document_create
 from kb.admin_audit import AuditedAdmin
 from kb.admin_scoping import AccountScopedAdmin
-from kb.models import Document, KnowledgeBase
+from kb.models import AuditEvent, Document, KnowledgeBase
+from kb.services.audit import audit_record
 from kb.services.documents import documents_delete
 
 _IN_FLIGHT = {Document.Status.PENDING, Document.Status.PROCESSING}
@@ -92,10 +94,13 @@ class DocumentAdmin(DocumentAdminBase):
         "content_hash",
         "status",
         "error",
+        "status_summary",
+        "files",
         "chunks_total",
         "chunks_embedded",
         "attempts",
         "version",
+        "live_version",
         "page_count",
         "created_at",
         "updated_at",
@@ -106,7 +111,31 @@ class DocumentAdmin(DocumentAdminBase):
 
     @admin.display(description="Error")
     def error_summary(self, obj: Document) -> str:
+        if obj.serves_previous_version and obj.status == Document.Status.FAILED:
+            return obj.status_line(error_chars=120)  # "version 2 failed: …; serving version 1"
         return obj.error[:120] + ("…" if len(obj.error) > 120 else "")
+
+    @admin.display(description="Status in full")
+    def status_summary(self, obj: Document) -> str:
+        return obj.status_summary
+
+    @admin.display(description="Files")
+    def files(self, obj: Document) -> str:
+        """The latest upload's file and, while it is not ready, the live version's."""
+        latest = "serving" if obj.live_version == obj.version else obj.get_status_display()
+        rows = [(f"Version {obj.version} ({latest.lower()})", obj.original_filename, "current")]
+        if obj.previous_file:
+            rows.append(
+                (f"Version {obj.live_version} (serving)", obj.previous_filename, "previous")
+            )
+        return format_html_join(
+            "\n",
+            '<div>{}: <a href="{}">{}</a></div>',
+            (
+                (label, reverse("admin:kb_document_file", args=[obj.pk, which]), name)
+                for label, name, which in rows
+            ),
+        )
 
     def get_urls(self) -> list[URLPattern]:
         progress = path(
@@ -114,7 +143,40 @@ class DocumentAdmin(DocumentAdminBase):
             self.admin_site.admin_view(self.progress_view),
             name="kb_document_progress",
         )
-        return [progress, *super().get_urls()]
+        download = path(
+            "<int:document_id>/file/<str:which>/",
+            self.admin_site.admin_view(self.file_view),
+            name="kb_document_file",
+        )
+        return [progress, download, *super().get_urls()]
+
+    def file_view(self, request: HttpRequest, document_id: int, which: str) -> FileResponse:
+        """Download the latest upload (``current``) or the live version's file
+        (``previous``, kept while a newer version is not ready); audited as a read."""
+        document = get_object_or_404(self.get_queryset(request), pk=document_id)
+        stored = {
+            "current": (document.file, document.original_filename, document.mime_type),
+            "previous": (
+                document.previous_file,
+                document.previous_filename,
+                document.previous_mime_type,
+            ),
+        }.get(which)
+        if stored is None or not stored[0]:
+            raise Http404("No such file.")
+        file, filename, mime_type = stored
+        try:
+            handle = file.storage.open(file.name, "rb")
+        except FileNotFoundError as exc:
+            raise Http404("The stored file is missing.") from exc
+        audit_record(
+            action=AuditEvent.Action.DOCUMENT_VIEW, request=request, target=document,
+            detail={"download": which},
+        )  # fmt: skip
+        return FileResponse(
+            handle, as_attachment=True, filename=filename or "document",
+            content_type=mime_type or "application/octet-stream",
+        )  # fmt: skip
 
     def progress_view(self, request: HttpRequest, document_id: int) -> HttpResponse:
         """The htmx fragment that refreshes one document's progress cell."""
@@ -181,16 +243,21 @@ class DocumentAdmin(DocumentAdminBase):
         for reason in rejected:
             messages.error(request, f"Not uploaded: {reason}")
         if rejected and not any(outcomes.values()):
-            form.add_error("uploads", "None of the files could be uploaded.")
+            form.add_error("uploads", "None of the files could be uploaded: " + "; ".join(rejected))
 
 
 @admin.register(FailedDocument)
 class FailedDocumentAdmin(DocumentAdminBase):
     """Documents ingestion gave up on, each with its full reason, ready to retry."""
 
-    list_display = ["title", "knowledge_base", "error", "attempts", "updated_at"]
+    list_display = ["title", "knowledge_base", "reason", "attempts", "updated_at"]
     list_filter = [("knowledge_base", admin.RelatedOnlyFieldListFilter)]
     readonly_fields = [f.name for f in Document._meta.fields]
+
+    @admin.display(description="Error", ordering="error")
+    def reason(self, obj: Document) -> str:
+        # A failed new version says which older one search still serves.
+        return obj.status_line() if obj.serves_previous_version else obj.error
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         return super().get_queryset(request).filter(status=Document.Status.FAILED)

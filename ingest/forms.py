@@ -17,10 +17,16 @@ class MultipleFileInput(forms.ClearableFileInput):
 
 
 class MultipleFileField(forms.FileField):
-    """A file field that takes several files at once (Django's documented recipe)."""
+    """A file field that takes several files at once (Django's documented recipe).
+
+    Empty files pass here: Django's "The submitted file is empty." would reject the
+    whole batch without naming the file, so ``document_create`` refuses each one by
+    name and the rest of the batch is stored.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("widget", MultipleFileInput(attrs={"accept": ",".join(BY_EXTENSION)}))
+        kwargs.setdefault("allow_empty_file", True)
         super().__init__(*args, **kwargs)
 
     def clean(self, data: Any, initial: Any = None) -> list[UploadedFile]:

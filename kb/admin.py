@@ -88,6 +88,7 @@ class MembershipAdmin(AuditedAdmin, AccountScopedAdmin):
     search_fields = ["user__username", "account__name"]
     autocomplete_fields = ["user"]
     list_select_related = ["user", "account"]
+    membership_fields = ("user",)  # the user chosen here becomes the member
 
     # Granting access is kept to superusers: account admins cannot enrol arbitrary users.
     def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:

@@ -160,6 +160,14 @@ class Document(models.Model):
     version = models.PositiveIntegerField(default=1)
     # The parsed text of the live version: chunk spans point into it.
     parsed_text = models.TextField(blank=True)
+    # The version search serves (its chunks and parsed_text); None until one is ready.
+    # Behind ``version`` while a newer upload is pending, processing or failed.
+    live_version = models.PositiveIntegerField(null=True, blank=True)
+    # The live version's file while a newer upload is not ready, so that a failed new
+    # version loses nothing; deleted once a newer version is ready (or with the document).
+    previous_file = models.FileField(upload_to=document_upload_to, max_length=500, blank=True)
+    previous_filename = models.CharField(max_length=255, blank=True)
+    previous_mime_type = models.CharField(max_length=100, blank=True)
     page_count = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -184,6 +192,33 @@ class Document(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+    @property
+    def serves_previous_version(self) -> bool:
+        """A newer upload is pending, processing or failed while an older version serves."""
+        return self.live_version is not None and self.live_version != self.version
+
+    @property
+    def status_summary(self) -> str:
+        """The status in one line: "Ready", "version 2 failed: …; serving version 1"…"""
+        return self.status_line()
+
+    def status_line(self, *, error_chars: int | None = None) -> str:
+        """``status_summary`` with the reason cut to ``error_chars`` (the rest stays whole)."""
+        error = self.error
+        if error_chars is not None and len(error) > error_chars:
+            error = f"{error[:error_chars]}…"
+        if not self.serves_previous_version:
+            if self.status == self.Status.FAILED and error:
+                return f"{self.get_status_display()}: {error}"
+            return str(self.get_status_display())
+        if self.status == self.Status.FAILED:
+            state = f"failed: {error or 'no reason recorded'}"
+        elif self.status == self.Status.PROCESSING:
+            state = "is being processed"
+        else:
+            state = "is waiting to be processed"
+        return f"version {self.version} {state}; serving version {self.live_version}"
 
     @property
     def progress(self) -> float:

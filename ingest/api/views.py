@@ -59,6 +59,16 @@ class DocumentSerializer(serializers.Serializer):
     chunks_total = serializers.IntegerField()
     chunks_embedded = serializers.IntegerField()
     version = serializers.IntegerField()
+    live_version = serializers.IntegerField(
+        allow_null=True,
+        help_text="The version search serves (its text and passages): behind `version` "
+        "while a newer upload is pending, processing or failed; null until one is ready.",
+    )
+    status_message = serializers.CharField(
+        source="status_summary",
+        help_text='The status in words, e.g. "Ready" or "version 2 failed: the PDF is '
+        'damaged and cannot be read; serving version 1".',
+    )
     size_bytes = serializers.IntegerField()
     mime_type = serializers.CharField()
     page_count = serializers.IntegerField(allow_null=True)

@@ -9,6 +9,10 @@ Guarantees, whatever happens to the worker:
 * All chunks of a version are written in one transaction that also deletes the
   previous version's, so a search sees the old chunks or the new ones, never a
   mix, and a crash before that commit leaves no partial chunks behind.
+* A new version that fails leaves the live one as it was: its chunks, its text
+  and its file (kept by the upload as ``previous_file``, deleted by the swap-in
+  of a newer version), so the document reads "version 2 failed: …; serving
+  version 1".
 * Every failure ends in a state a person can act on: ``failed`` with a plain
   reason, or ``pending`` for a retry when the cause is transient (an embeddings
   API timeout), until the attempt cap.
@@ -25,6 +29,7 @@ from typing import BinaryIO, cast
 import numpy as np
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
+from django.core.files.storage import Storage
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -265,7 +270,11 @@ def _write_chunks(
     next_vectors: Vectors | None,
     verdicts: list[PassageVerdict],
 ) -> None:
-    """Replace the document's chunks and mark it ready, inside the caller's transaction."""
+    """Replace the document's chunks and mark it ready, inside the caller's transaction.
+
+    This version becomes the live one; the previous live version's file, kept while
+    this one was not ready, is deleted once the transaction commits.
+    """
     Chunk.objects.filter(document=document).delete()
     Chunk.objects.bulk_create(
         [
@@ -296,6 +305,10 @@ def _write_chunks(
     document.page_count = parsed.page_count
     document.chunks_total = document.chunks_embedded = len(drafts)
     document.ingested_at = timezone.now()
+    document.live_version = document.version
+    superseded_file = document.previous_file.name
+    document.previous_file.name = ""
+    document.previous_filename = document.previous_mime_type = ""
     document.save(
         update_fields=[
             "status",
@@ -305,12 +318,26 @@ def _write_chunks(
             "chunks_total",
             "chunks_embedded",
             "ingested_at",
+            "live_version",
+            "previous_file",
+            "previous_filename",
+            "previous_mime_type",
             "updated_at",
         ]
     )
+    if superseded_file:
+        storage = document.previous_file.storage
+        transaction.on_commit(lambda: _file_delete(storage, superseded_file))
     KnowledgeBase.objects.filter(pk=document.knowledge_base_id).update(
         content_version=F("content_version") + 1
     )
+
+
+def _file_delete(storage: Storage, name: str) -> None:
+    try:
+        storage.delete(name)
+    except OSError:
+        logger.warning("could not delete stored file %s", name, exc_info=True)
 
 
 def _fail(document: Document, reason: str) -> IngestOutcome:

@@ -12,6 +12,7 @@ from pathlib import PurePosixPath, PureWindowsPath
 
 from django.conf import settings
 from django.core.files import File
+from django.core.files.storage import Storage
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -86,9 +87,9 @@ def document_create(
     Idempotent by content: bytes already present in this knowledge base return
     the existing document (DUPLICATE). New bytes from a ``source`` (default: the
     file name) that already has a document become that document's next version
-    (UPDATED); its old chunks stay searchable until the new ones replace them in
-    one transaction. Raises UploadRejected for files that are too large or of a
-    type Cairn cannot read.
+    (UPDATED); its old chunks stay searchable, and its file is kept, until the new
+    version is ready (a new version that fails loses nothing). Raises UploadRejected
+    for files that are empty, too large or of a type Cairn cannot read.
     """
     filename = clean_filename(upload.name or "")
     source = (source or filename)[:500]
@@ -147,31 +148,76 @@ def document_create(
 def _new_version(
     document: Document, upload: File, filename: str, content_hash: str, mime_type: str
 ) -> UploadOutcome:
-    old_file = document.file.name
+    """Make ``upload`` the document's next version, keeping the live version's file.
+
+    Until the new version is ready, search serves the live one, so its file is kept as
+    ``previous_file`` (downloadable, deleted by the pipeline's swap-in). A replaced file
+    that nothing serves (a version that failed or never finished) goes after commit.
+    """
     document.file.save(filename, upload, save=False)
+    new_file = document.file.name or ""
+    storage = document.file.storage
     with transaction.atomic():
-        updated = Document.objects.filter(pk=document.pk).update(
-            file=document.file.name,
-            original_filename=filename,
-            content_hash=content_hash,
-            mime_type=mime_type,
-            size_bytes=upload.size,
-            version=F("version") + 1,
-            status=Document.Status.PENDING,
-            error="",
-            attempts=0,
-            chunks_total=0,
-            chunks_embedded=0,
-            updated_at=timezone.now(),
-        )
-        if not updated:  # deleted meanwhile
-            raise UploadRejected(filename, "the document was deleted while uploading")
-        _enqueue_after_commit(document.pk)
-        # The previous version's file is no longer needed once this commits.
-        transaction.on_commit(lambda: document.file.storage.delete(old_file) if old_file else None)
+        # Under the row lock the pipeline's swap-in takes too: either it made the old
+        # version live before this, or it will see the new version and step aside.
+        current = Document.objects.select_for_update().filter(pk=document.pk).first()
+        if current is not None:
+            _version_add(current, new_file, filename, content_hash, mime_type, upload.size)
+    if current is None:  # deleted meanwhile
+        _files_delete(storage, [new_file])
+        raise UploadRejected(filename, "the document was deleted while uploading")
     document.refresh_from_db()
     logger.info("document %s: new version %s", document.pk, document.version)
     return UploadOutcome(document, UploadResult.UPDATED)
+
+
+def _version_add(
+    current: Document,
+    new_file: str,
+    filename: str,
+    content_hash: str,
+    mime_type: str,
+    size: int | None,
+) -> None:
+    """Point the locked row at its next version, inside the caller's transaction."""
+    kept: dict[str, object] = {}
+    obsolete = current.file.name  # a version nothing serves (failed, or never finished)
+    if current.live_version is not None and current.live_version == current.version:
+        # The file being replaced is the one search serves: keep it until the new
+        # version is ready.
+        obsolete = current.previous_file.name  # empty while the live version is current
+        kept = {
+            "previous_file": current.file.name,
+            "previous_filename": current.original_filename,
+            "previous_mime_type": current.mime_type,
+        }
+    Document.objects.filter(pk=current.pk).update(
+        **kept,
+        file=new_file,
+        original_filename=filename,
+        content_hash=content_hash,
+        mime_type=mime_type,
+        size_bytes=size,
+        version=F("version") + 1,
+        status=Document.Status.PENDING,
+        error="",
+        attempts=0,
+        chunks_total=0,
+        chunks_embedded=0,
+        updated_at=timezone.now(),
+    )
+    _enqueue_after_commit(current.pk)
+    if obsolete:
+        storage = current.file.storage
+        transaction.on_commit(lambda: _files_delete(storage, [obsolete]))
+
+
+def _files_delete(storage: Storage, names: list[str]) -> None:
+    for name in names:
+        try:
+            storage.delete(name)
+        except OSError:
+            logger.warning("could not delete stored file %s", name, exc_info=True)
 
 
 def _enqueue_after_commit(document_id: int) -> None:

@@ -24,16 +24,22 @@ def _delete_files_after_commit(names: list[str]) -> None:
     transaction.on_commit(delete)
 
 
+def _stored_files(documents: QuerySet[Document]) -> list[str]:
+    """Every file the documents keep: the latest upload's and the live version's."""
+    rows = documents.values_list("file", "previous_file")
+    return [name for pair in rows for name in pair if name]
+
+
 @transaction.atomic
 def documents_delete(*, documents: QuerySet[Document]) -> int:
     """Delete documents, their chunks (cascade) and, after commit, their files."""
-    rows = list(documents.values_list("pk", "file", "knowledge_base_id"))
-    Document.objects.filter(pk__in=[pk for pk, _, _ in rows]).delete()
+    rows = list(documents.values_list("pk", "knowledge_base_id", "file", "previous_file"))
+    Document.objects.filter(pk__in=[row[0] for row in rows]).delete()
     # Searchable content changed: answer caches keyed on the version go stale.
-    KnowledgeBase.objects.filter(pk__in={kb for _, _, kb in rows}).update(
+    KnowledgeBase.objects.filter(pk__in={row[1] for row in rows}).update(
         content_version=F("content_version") + 1
     )
-    _delete_files_after_commit([name for _, name, _ in rows if name])
+    _delete_files_after_commit([name for row in rows for name in row[2:] if name])
     return len(rows)
 
 
@@ -41,9 +47,9 @@ def documents_delete(*, documents: QuerySet[Document]) -> int:
 def knowledge_bases_delete(*, knowledge_bases: QuerySet[KnowledgeBase]) -> int:
     """Delete knowledge bases with everything in them, files included."""
     ids = list(knowledge_bases.values_list("pk", flat=True))
-    names = list(Document.objects.filter(knowledge_base_id__in=ids).values_list("file", flat=True))
+    names = _stored_files(Document.objects.filter(knowledge_base_id__in=ids))
     KnowledgeBase.objects.filter(pk__in=ids).delete()
-    _delete_files_after_commit([name for name in names if name])
+    _delete_files_after_commit(names)
     return len(ids)
 
 
@@ -51,7 +57,7 @@ def knowledge_bases_delete(*, knowledge_bases: QuerySet[KnowledgeBase]) -> int:
 def accounts_delete(*, accounts: QuerySet[Account]) -> int:
     """Delete accounts with all their knowledge bases, documents and files."""
     ids = list(accounts.values_list("pk", flat=True))
-    names = list(Document.objects.filter(account_id__in=ids).values_list("file", flat=True))
+    names = _stored_files(Document.objects.filter(account_id__in=ids))
     Account.objects.filter(pk__in=ids).delete()
-    _delete_files_after_commit([name for name in names if name])
+    _delete_files_after_commit(names)
     return len(ids)

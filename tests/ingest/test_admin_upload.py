@@ -123,3 +123,44 @@ def test_a_file_over_the_size_limit_is_refused(uploader, settings) -> None:
 
     assert "big.txt: the file is 1.0 MB; the limit is 1 MB" in response.content.decode()
     assert Document.objects.count() == 0
+
+
+def test_an_empty_file_is_refused_by_name_and_the_rest_of_the_batch_is_stored(uploader) -> None:
+    # Given a batch of three files, the middle one 0 bytes long
+    client, kb = uploader
+
+    # When it is uploaded from the admin
+    response = client.post(
+        reverse("admin:kb_document_add"),
+        {
+            "knowledge_base": kb.pk,
+            "uploads": [
+                _file("refunds.md", b"# Refunds\n\nWithin 30 days."),
+                _file("empty-notes.txt", b""),
+                _file("shipping.txt", b"Shipping takes 3 days."),
+            ],
+        },
+        follow=True,
+    )
+
+    # Then only the empty file is refused, by name, and the other two are stored
+    page = response.content.decode()
+    assert response.redirect_chain, "the batch went through to the document list"
+    assert "Not uploaded: empty-notes.txt: the file is empty" in page
+    assert "Uploaded 2 document(s)" in page
+    stored = set(Document.objects.values_list("original_filename", flat=True))
+    assert stored == {"refunds.md", "shipping.txt"}
+
+
+def test_a_batch_of_only_empty_files_stays_on_the_form_naming_each(uploader) -> None:
+    client, kb = uploader
+
+    response = client.post(
+        reverse("admin:kb_document_add"),
+        {"knowledge_base": kb.pk, "uploads": [_file("a.txt", b""), _file("b.txt", b"")]},
+    )
+
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "a.txt: the file is empty" in page and "b.txt: the file is empty" in page
+    assert Document.objects.count() == 0

@@ -109,11 +109,13 @@ def test_a_changed_file_from_the_same_source_becomes_a_new_version(
     with django_capture_on_commit_callbacks(execute=True):
         changed = upload(kb, "billing.md", BILLING.replace(b"14 days", b"30 days"))
 
-    # The old chunks stay searchable until the new version is in.
+    # The old chunks and file stay until the new version is in.
     assert changed.result is UploadResult.UPDATED and changed.document.pk == document.pk
     assert changed.document.version == 2 and changed.document.status == Document.Status.PENDING
     assert {chunk.document_version for chunk in _chunks(document)} == {1}
-    document_ingest(document_id=document.pk)
+    assert default_storage.exists(old_file)
+    with django_capture_on_commit_callbacks(execute=True):
+        document_ingest(document_id=document.pk)
     chunks = _chunks(document)
     assert {chunk.document_version for chunk in chunks} == {2}
     assert any("30 days" in chunk.text for chunk in chunks)

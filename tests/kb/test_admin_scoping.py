@@ -6,7 +6,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from kb.models import Document, KnowledgeBase
+from chat.models import Budget
+from kb.models import Document, KnowledgeBase, Membership
 from tests.factories import make_account, make_document, make_knowledge_base, make_user
 
 pytestmark = pytest.mark.django_db
@@ -137,3 +138,86 @@ def test_superuser_sees_every_account(admin_client, tenants) -> None:
 
     assert "Acme refund policy" in page and "Bolt secret roadmap" in page
     assert KnowledgeBase.objects.count() == 2
+
+
+def _budget_form(account, user) -> dict[str, object]:
+    return {
+        "account": account.pk, "user": user.pk if user else "", "period": "day",
+        "token_cap": "1000", "cost_cap": "", "soft_threshold": "0.8",
+    }  # fmt: skip
+
+
+def test_a_budget_is_set_for_a_member_of_the_editors_account(client, tenants) -> None:
+    # Given an admin of Acme and a member of Acme
+    member = make_user(staff=False, account=tenants["a"], role="staff")
+    client.force_login(tenants["staff_a"])
+
+    # When they add a budget for that member
+    response = client.post(reverse("admin:chat_budget_add"), _budget_form(tenants["a"], member))
+
+    # Then it is saved
+    assert response.status_code == 302
+    assert Budget.objects.filter(account=tenants["a"], user_id=member.pk).exists()
+
+
+def test_a_budget_cannot_name_a_user_of_another_account(client, tenants) -> None:
+    # Given an admin of Acme and Bolt, and a user who is only in Bolt
+    editor = tenants["staff_a"]
+    Membership.objects.create(user_id=editor.pk, account=tenants["b"], role=Membership.Role.ADMIN)
+    bolt_only = make_user(staff=False, account=tenants["b"], role="staff")
+    client.force_login(editor)
+
+    # When they add an Acme budget for the Bolt user
+    response = client.post(reverse("admin:chat_budget_add"), _budget_form(tenants["a"], bolt_only))
+
+    # Then the user field is refused: the user is not of the budget's account
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert "is not of the account" in " ".join(errors["user"])
+    assert not Budget.objects.exists()
+
+
+def test_superusers_cannot_mix_tenants_in_one_row_either(admin_client, tenants) -> None:
+    bolt_only = make_user(staff=False, account=tenants["b"], role="staff")
+
+    response = admin_client.post(
+        reverse("admin:chat_budget_add"), _budget_form(tenants["a"], bolt_only)
+    )
+
+    assert response.status_code == 200
+    assert "user" in response.context["adminform"].form.errors
+    assert not Budget.objects.exists()
+
+
+def test_a_superuser_still_makes_anyone_a_member(admin_client, tenants) -> None:
+    newcomer = make_user(staff=True, account=None)
+
+    response = admin_client.post(
+        reverse("admin:kb_membership_add"),
+        {"user": newcomer.pk, "account": tenants["b"].pk, "role": "staff"},
+    )
+
+    assert response.status_code == 302
+    assert Membership.objects.filter(user_id=newcomer.pk, account=tenants["b"]).exists()
+
+
+@pytest.mark.parametrize(
+    ("label", "lookup"),
+    [
+        ("kb.Account", "id"),
+        ("auth.User", "memberships__account_id"),
+        ("kb.Chunk", "account_id"),
+        ("chat.Message", "conversation__account_id"),
+        # Through the required message, not the optional API key.
+        ("chat.Feedback", "message__conversation__account_id"),
+        ("chat.BudgetWindow", "budget__account_id"),
+        ("auth.Permission", None),
+        ("chat.LlmRoute", None),
+    ],
+)
+def test_each_model_is_traced_to_its_account(label, lookup) -> None:
+    from django.apps import apps
+
+    from kb.admin_scoping import account_lookup_for
+
+    assert account_lookup_for(apps.get_model(label)) == lookup
