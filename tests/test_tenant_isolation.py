@@ -108,7 +108,8 @@ REFUND_QUESTION = "How many days do I have to ask for a refund of an annual plan
 STARTER_QUESTION = "How much does the Starter plan cost?"
 PAYOUT_QUESTION = "How long does it take for a refund to arrive?"
 GROWTH_QUESTION = "How much does the Growth plan cost per month?"
-GROWTH_PARAPHRASE = "Hi, how much does the Growth plan cost per month? Thanks"  # same question, reworded
+# The same question, reworded: the semantic cache may serve it.
+GROWTH_PARAPHRASE = "Hi, how much does the Growth plan cost per month? Thanks"
 
 CITED = re.compile(r"/documents/(\d+)/\?chunk=(\d+)")
 
