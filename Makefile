@@ -21,9 +21,8 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-bench: $(STAMP)  ## Benchmarks: each prints a table and a JSON line
-	$(BIN)/python benchmarks/startup.py
-	$(BIN)/python benchmarks/ingest.py
+bench: $(STAMP)  ## Benchmarks: each prints a table and a JSON line (every benchmarks/*.py)
+	for script in benchmarks/[!_]*.py; do $(BIN)/python $$script || exit 1; done
 
 install: $(STAMP)
 

@@ -8,7 +8,10 @@ Both paths talk to the same fake OpenAI server on loopback (tests/support/fake_l
 real wire protocol, streamed in chunks); the gateway path includes its breaker check
 and the ledger row it writes for every call. Prints a table and one JSON line.
 
-    .venv/bin/python benchmarks/gateway.py [--calls 200]
+    .venv/bin/python benchmarks/gateway.py [--calls 200] [--wordings N]
+
+``--calls 5 --wordings 4`` is a smoke run of a few seconds
+(tests/benchmarks/test_gateway.py runs it).
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ import json
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -35,10 +40,20 @@ def percentiles(values: list[float]) -> tuple[float, float]:
     return float(np.percentile(values, 50)), float(np.percentile(values, 95))
 
 
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--calls", type=int, default=200, help="timed calls of each kind")
+    parser.add_argument(
+        "--wordings", type=int, default=len(FILLERS) * len(ENDINGS),
+        help="new wordings tried on the semantic cache (default: every filler x ending)",
+    )  # fmt: skip
+    return parser.parse_args(argv)
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--calls", type=int, default=200)
-    args = parser.parse_args()
+    args = parse_args()
     HOME.mkdir(parents=True, exist_ok=True)
     os.environ.update({"CAIRN_HOME": str(HOME), "DJANGO_SETTINGS_MODULE": "config.settings",
                        "CAIRN_LOG_LEVEL": "WARNING"})  # fmt: skip
@@ -51,9 +66,16 @@ def main() -> None:
     import django
 
     django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    report(measure(args))
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    """Time both paths against one fake server in the current database."""
     import openai
     from django.core.cache import cache
-    from django.core.management import call_command
 
     from chat.llm.answer_cache import CacheScope
     from chat.llm.events import CompletionRequest, Message, TextDelta
@@ -66,7 +88,6 @@ def main() -> None:
     from kb.services.accounts import account_ensure
     from tests.support.fake_llm import Reply, running_fake_llm
 
-    call_command("migrate", verbosity=0)
     account = account_ensure(slug="bench", name="Benchmark")
     route = Route("simple", (ChainEntry("openai", "gpt-bench"),), max_tokens=200, temperature=0.1)
     system = "Answer from the passages.\n[1] Refunds are paid within 14 days of the request."
@@ -107,7 +128,7 @@ def main() -> None:
             end = time.perf_counter()
             return ((first or end) - started) * 1000, (end - started) * 1000, result.cached
 
-        for _ in range(20):  # warm connections, code paths, the ledger table
+        for _ in range(min(20, args.calls)):  # warm connections, code paths, the ledger table
             direct()
             through_gateway("How long do refunds take?")
         direct_runs, gateway_runs = [], []
@@ -132,7 +153,7 @@ def main() -> None:
         stem = base_question[:-1]
         variants = [
             f"{f}{stem[0].lower() + stem[1:] if f else stem}{e}" for f in FILLERS for e in ENDINGS
-        ]
+        ][: args.wordings]
         semantic, misses = [], 0
         for question in variants:
             _, total, kind = through_gateway(question, scope)
@@ -143,7 +164,16 @@ def main() -> None:
         similarities = [
             float(base @ np.array(query_embedding(MINILM_MODEL_ID, q))) for q in variants
         ]
+    return {
+        "calls": args.calls, "direct": direct_runs, "gateway": gateway_runs, "exact": exact,
+        "semantic": semantic, "misses": misses, "similarities": similarities,
+    }  # fmt: skip
 
+
+def report(m: dict[str, Any]) -> dict[str, Any]:
+    """Print the table and the JSON line; return what the JSON line says."""
+    direct_runs, gateway_runs, exact = m["direct"], m["gateway"], m["exact"]
+    semantic, misses, similarities = m["semantic"], m["misses"], m["similarities"]
     d_ttft, d_total = zip(*direct_runs, strict=True)
     g_ttft, g_total = zip(*gateway_runs, strict=True)
     (dt50, dt95), (gt50, gt95) = percentiles(list(d_ttft)), percentiles(list(g_ttft))
@@ -151,7 +181,7 @@ def main() -> None:
     e50, e95 = percentiles(exact)
     s50, s95 = percentiles(semantic) if semantic else (float("nan"), float("nan"))
     rows = [
-        ("calls", f"{args.calls} each, interleaved; reply of 8 streamed chunks"),
+        ("calls", f"{m['calls']} each, interleaved; reply of 8 streamed chunks"),
         ("direct SDK  TTFT p50/p95", f"{dt50:.2f} / {dt95:.2f} ms"),
         ("gateway     TTFT p50/p95", f"{gt50:.2f} / {gt95:.2f} ms"),
         ("overhead    TTFT p50/p95", f"{gt50 - dt50:.2f} / {gt95 - dt95:.2f} ms (target p50 <= 5)"),
@@ -167,14 +197,16 @@ def main() -> None:
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
-    print(json.dumps({
-        "benchmark": "gateway", "calls": args.calls,
+    line = {
+        "benchmark": "gateway", "calls": m["calls"],
         "ttft_overhead_p50_ms": round(gt50 - dt50, 3),
         "ttft_overhead_p95_ms": round(gt95 - dt95, 3),
         "total_overhead_p50_ms": round(gT50 - dT50, 3), "exact_hit_p95_ms": round(e95, 3),
         "semantic_hit_p95_ms": round(s95, 3), "semantic_hits": len(semantic),
         "met": {"ttft_overhead": gt50 - dt50 <= 5, "exact": e95 <= 5, "semantic": s95 <= 20},
-    }))  # fmt: skip
+    }  # fmt: skip
+    print(json.dumps(line))
+    return line
 
 
 if __name__ == "__main__":

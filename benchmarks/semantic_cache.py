@@ -2,9 +2,10 @@
 
 Targets (issue 15), in one process on the 2-core machine:
 
-- among all pairs of distinct SQuAD 2.0 questions of ``../shared/data/squad2_dev``
-  (different text once normalised) at MiniLM cosine >= 0.90 whose gold answers differ
-  (normalised answer sets disjoint, or one answerable and the other not), none is
+- among all pairs of distinct SQuAD 2.0 questions of ``tests/data/squad2_dev`` (a copy
+  of ../shared/data/squad2_dev; different text once normalised) at MiniLM cosine >= 0.90
+  whose gold answers differ (normalised answer sets disjoint, or one answerable and the
+  other not), none is
   served as a semantic hit, either way round;
 - at least 80% of benchmarks/gateway.py's paraphrased wordings (its FILLERS before and
   ENDINGS after the demo golden questions, tests/golden/questions.jsonl) still hit;
@@ -62,7 +63,7 @@ import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HOME = REPO_ROOT / "benchmarks" / ".cache" / "semantic-cache-home"
-SQUAD = REPO_ROOT.parent / "shared" / "data" / "squad2_dev"
+SQUAD = REPO_ROOT / "tests" / "data" / "squad2_dev"  # a copy of ../shared/data/squad2_dev
 DEMO_QUESTIONS = REPO_ROOT / "tests" / "golden" / "questions.jsonl"
 DEMO_DOCUMENTS = REPO_ROOT / "kb" / "demo" / "documents"
 PAIR_COSINE = 0.90

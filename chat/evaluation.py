@@ -10,17 +10,26 @@ Strings are compared case-insensitively with whitespace collapsed.
 from __future__ import annotations
 
 import unicodedata
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from django.core.files import File
+from tqdm import tqdm
 
 from chat.answering.extractive import ExtractiveAnswerer
 from chat.answering.pipeline import AnswerOutcome, AnswerRequest, answer_compose
 from chat.llm.gateway import LlmGateway
 from chat.llm.providers.base import Provider
 from chat.llm.providers.registry import configured_providers
+from ingest.management.commands.ingest import collect_files
+from ingest.services.pipeline import document_ingest
+from ingest.services.uploads import UploadRejected, document_create
 from kb.evaluation.golden import GoldenQuestion
 from kb.evaluation.metrics import percentile
-from kb.models import KnowledgeBase
+from kb.models import Account, KnowledgeBase
+from kb.services.accounts import account_ensure, knowledge_base_ensure
 
 
 def _norm(text: str) -> str:
@@ -153,3 +162,33 @@ def evaluation_providers() -> dict[str, Provider]:
     """The configured providers, with the extractive answerer unpaced: it paces its words
     for readers, and evaluation has none."""
     return {**configured_providers(), "local": ExtractiveAnswerer(token_delay=0.0)}
+
+
+class NoDocuments(Exception):
+    """The folder holds no document Cairn can read."""
+
+
+def golden_documents_load(
+    folder: Path, *, on_skip: Callable[[str, str], None] | None = None
+) -> tuple[Account, KnowledgeBase]:
+    """A throwaway account whose one knowledge base holds ``folder``'s documents,
+    ingested through the real pipeline (delete the account when done)."""
+    files = collect_files([str(folder)])
+    if not files:
+        raise NoDocuments(f"{folder}: no supported documents")
+    account = account_ensure(slug=f"eval-{uuid.uuid4().hex[:8]}", name="Evaluation")
+    knowledge_base = knowledge_base_ensure(account=account, slug="golden", name="Golden set")
+    for path, source in tqdm(files, desc="Loading", unit="doc", disable=None):
+        with path.open("rb") as handle:
+            try:
+                document = document_create(
+                    knowledge_base=knowledge_base,
+                    upload=File(handle, name=path.name),
+                    source=path.name,
+                ).document
+            except UploadRejected as exc:
+                if on_skip:
+                    on_skip(source, exc.reason)
+                continue
+        document_ingest(document_id=document.pk)
+    return account, knowledge_base

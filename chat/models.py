@@ -53,8 +53,8 @@ class LlmCall(models.Model):
     cache_reason = models.CharField(
         max_length=60,
         blank=True,
-        help_text="Why the semantic cache served this answer or not, e.g. \"hit\", "
-        "\"miss:negation\", \"miss:sources\" (blank: no semantic lookup).",
+        help_text='Why the semantic cache served this answer or not, e.g. "hit", '
+        '"miss:negation", "miss:sources" (blank: no semantic lookup).',
     )
     fallback_used = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -161,6 +161,7 @@ class Message(models.Model):
         FAILED = "failed", "Failed"
 
     FINAL_STATUSES = (Status.DONE, Status.ABSTAINED, Status.STOPPED, Status.FAILED)
+    UNFINISHED_STATUSES = (Status.PENDING, Status.STREAMING)
 
     class Problem(models.TextChoices):
         """Why an answer is not a normal one; the UI words each one for people."""
@@ -173,6 +174,7 @@ class Message(models.Model):
         RATE_LIMITED = "rate_limited", "Rate limited"
         INVALID_QUESTION = "invalid_question", "Question refused"
         INTERNAL = "internal", "Unexpected error"
+        ABANDONED = "abandoned", "Abandoned: the process writing it stopped"
 
     conversation = models.ForeignKey(
         Conversation, on_delete=models.CASCADE, related_name="messages"
@@ -227,6 +229,12 @@ class Message(models.Model):
         blank=True,
         help_text="When the retention policy removed its text (usage figures are kept).",
     )
+    progress_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="An answer being written: when its process last showed it was alive "
+        "(the answer reaper's clock; see chat.services.recovery).",
+    )
 
     class Meta:
         ordering = ["created_at", "id"]
@@ -238,6 +246,13 @@ class Message(models.Model):
                 fields=["created_at"],
                 condition=models.Q(purged_at__isnull=True),
                 name="chat_message_unpurged",
+            ),
+            # The answer reaper looks for unfinished answers every few seconds: a tiny
+            # index, since an answer is unfinished for seconds of its whole life.
+            models.Index(
+                fields=["created_at"],
+                condition=models.Q(role="assistant", status__in=["pending", "streaming"]),
+                name="chat_message_unfinished",
             ),
         ]
 

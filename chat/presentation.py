@@ -23,6 +23,7 @@ PROBLEM_TEXTS = {
     Message.Problem.RATE_LIMITED: "Too many questions in a short time. Please wait a moment.",
     Message.Problem.INVALID_QUESTION: "This question cannot be answered as asked.",
     Message.Problem.INTERNAL: "Something went wrong while answering. Please try again.",
+    Message.Problem.ABANDONED: "Lost: the server writing this answer stopped before it finished.",
 }
 
 

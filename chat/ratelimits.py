@@ -1,24 +1,30 @@
-"""Question rate limits: the one place that decides whether a question may be asked now.
+"""Rate limits: the one place that decides whether a question may be asked, or a sign-in
+attempted, now.
 
-Three fixed-window counters (django-ratelimit) in Django's cache: per user
+Sliding-window counters (config/sliding_window.py) in Django's cache, so no burst gets
+more than the rate through by straddling a window boundary. Questions: per user
 (CAIRN_CHAT_RATE_LIMIT), per API key (CAIRN_API_KEY_RATE_LIMIT) and per client address
-(CAIRN_IP_RATE_LIMIT). The cache is Redis in production, so every web process shares the
-counters; in the embedded mode it is the memory of the one web process, which is exact
-because there is only one.
+(CAIRN_IP_RATE_LIMIT). Sign-ins, on the site's page and the admin's alike: per address and
+user name, per address, and per user name. The cache is Redis in production, so every web
+process shares the counters; in the embedded mode it is the memory of the one web process,
+which is exact because there is only one.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import math
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.http import HttpRequest
-from django_ratelimit.core import get_usage
 
 from config.client_address import client_address
+from config.sliding_window import Rate, window_hit
 
 IPV6_PREFIX = 64  # one client usually holds a whole /64: count it as one address
+
+_Counter = tuple[str, str, str]  # which counter, the value it counts for, its rate
 
 _WHAT = {
     "login": "Too many sign-in attempts",
@@ -30,8 +36,8 @@ _WHAT = {
 
 @dataclass(frozen=True)
 class LimitExceeded:
-    """A question refused: which limit (``user``, ``api_key`` or ``ip``) and the whole
-    seconds until its window resets (at least 1)."""
+    """A question or sign-in refused: which limit (``user``, ``api_key``, ``ip`` or
+    ``login``) and the whole seconds until a retry would pass (at least 1)."""
 
     limit: str
     retry_after: int
@@ -67,11 +73,12 @@ def question_limits_check(
 
     The user limit applies to a signed-in person, the key limit to a call with an API
     key, the address limit to both. Each applicable counter goes up once, refused or
-    not, so a client hammering keeps being refused until the window ends. When several
-    limits are exceeded the longest wait is returned: retrying earlier would fail again.
-    An empty rate setting turns its limit off.
+    not, so a client hammering keeps being refused until it has been quiet long enough
+    for its oldest questions to leave the window. When several limits are exceeded the
+    longest wait is returned: retrying earlier would fail again. An empty rate setting
+    turns its limit off.
     """
-    counters: list[tuple[str, str, str]] = []
+    counters: list[_Counter] = []
     if user_id is not None:
         counters.append(("user", f"user:{user_id}", settings.CAIRN_CHAT_RATE_LIMIT))
     if api_key_id is not None:
@@ -79,41 +86,47 @@ def question_limits_check(
     address = client_ip(request)
     if address:
         counters.append(("ip", f"ip:{_ip_key(address)}", settings.CAIRN_IP_RATE_LIMIT))
-
-    exceeded: LimitExceeded | None = None
-    for limit, value, rate in counters:
-        if not rate:
-            continue
-        usage = get_usage(
-            request, group=f"chat.questions.{limit}", key=lambda _group, _request, v=value: v,
-            rate=rate, increment=True,
-        )  # fmt: skip
-        if usage is None or not usage["should_limit"]:
-            continue
-        wait = max(1, int(usage["time_left"]))
-        if exceeded is None or wait > exceeded.retry_after:
-            exceeded = LimitExceeded(limit=limit, retry_after=wait)
-    return exceeded
+    return _counters_hit(counters, group="chat.questions", limit=None)
 
 
 def login_attempt_check(*, request: HttpRequest, username: str) -> LimitExceeded | None:
-    """Count one sign-in attempt per client address and per user name
-    (CAIRN_LOGIN_RATE_LIMIT each), so neither one address guessing many passwords nor
-    many addresses guessing one account's get far."""
-    rate = settings.CAIRN_LOGIN_RATE_LIMIT
-    if not rate:
-        return None
+    """Count one sign-in attempt, on whichever sign-in page, and say whether it may go on.
+
+    Three limits: per address and user name, the tight one (CAIRN_LOGIN_RATE_LIMIT); per
+    address, whatever the user names (CAIRN_LOGIN_IP_RATE_LIMIT); per user name, from
+    every address together (CAIRN_LOGIN_USER_RATE_LIMIT). An attempt refused by either
+    of the address's limits does not count for the user name, so one address hammering
+    an account is stopped there and never locks its owner out elsewhere: the user name's
+    count grows by at most the tight rate per address. User names count without case or
+    surrounding spaces. An empty rate turns its limit off.
+    """
+    name = username.strip().casefold()
+    address = client_ip(request)
+    by_address: list[_Counter] = []
+    if address:
+        where = _ip_key(address)
+        by_address.append(("address_user", f"{where} {name}", settings.CAIRN_LOGIN_RATE_LIMIT))
+        by_address.append(("address", where, settings.CAIRN_LOGIN_IP_RATE_LIMIT))
+    exceeded = _counters_hit(by_address, group="login", limit="login")
+    if exceeded is None:
+        by_name: list[_Counter] = [("user", name, settings.CAIRN_LOGIN_USER_RATE_LIMIT)]
+        exceeded = _counters_hit(by_name, group="login", limit="login")
+    return exceeded
+
+
+def _counters_hit(
+    counters: list[_Counter], *, group: str, limit: str | None
+) -> LimitExceeded | None:
+    """Count one hit on each counter (an empty rate: none); the longest wait of those
+    over their rate, as the refusal of ``limit`` (None: of the counter itself)."""
     exceeded: LimitExceeded | None = None
-    keys = [f"user:{username.strip().casefold()}"]
-    if address := client_ip(request):
-        keys.append(f"ip:{_ip_key(address)}")
-    for value in keys:
-        usage = get_usage(
-            request, group="login", key=lambda _group, _request, v=value: v,
-            rate=rate, increment=True,
-        )  # fmt: skip
-        if usage is not None and usage["should_limit"]:
-            wait = max(1, int(usage["time_left"]))
-            if exceeded is None or wait > exceeded.retry_after:
-                exceeded = LimitExceeded(limit="login", retry_after=wait)
+    for counter, value, rate in counters:
+        if not rate:
+            continue
+        hit = window_hit(group=f"{group}.{counter}", value=value, rate=Rate.parse(rate))
+        if hit.allowed:
+            continue
+        wait = max(1, math.ceil(hit.retry_after))
+        if exceeded is None or wait > exceeded.retry_after:
+            exceeded = LimitExceeded(limit=limit or counter, retry_after=wait)
     return exceeded

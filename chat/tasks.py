@@ -13,6 +13,7 @@ from chat.models import BudgetWindow, GoldenCase
 from chat.services.budget_alerts import budget_alerts_send
 from chat.services.cost_alerts import cost_alert_check
 from chat.services.golden_cases import golden_cases_run
+from chat.services.recovery import answers_reap
 from chat.services.retention import conversations_purge, retention_cutoff
 from config.celery_app import app
 from kb.models import Account
@@ -28,6 +29,14 @@ def retention_purge_task() -> dict[str, int]:
     if cutoff is None:  # CAIRN_RETENTION_DAYS=0: keep everything
         return {}
     return asdict(conversations_purge(older_than=cutoff))
+
+
+@app.task(name="chat.tasks.answers_reap_task", ignore_result=True)
+def answers_reap_task() -> dict[str, int]:
+    """Run by beat every CAIRN_ANSWER_REAPER_INTERVAL_SECONDS: fail the answers whose web
+    process died mid-stream and settle their budget holds."""
+    result = answers_reap()
+    return {"failed": len(result.failed), "settled": len(result.settled)}
 
 
 @app.task(name="chat.tasks.golden_cases_run_task", ignore_result=True)

@@ -1,18 +1,32 @@
 """One error shape for the whole API: {"error": {"code", "message", "retry_after"?}}.
 
 Domain code raises ApplicationError subclasses (or DRF's exceptions); this handler
-turns every one of them, and Django's 404/403, into that shape with the right status
-and, for 429 and 503, a Retry-After header.
+turns every one of them, and Django's 404/403 and its refusals of a body while parsing
+it (too big: 413; too many fields or files: 400), into that shape with the right status
+and, for 429 and 503, a Retry-After header. Errors are JSON even on views that render
+something else (the schema's YAML, the docs' HTML); an event stream keeps its own
+renderer, which sends the same body as an ``error`` event.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.conf import settings
+from django.core.exceptions import (
+    PermissionDenied,
+    RequestDataTooBig,
+    SuspiciousMultipartForm,
+    SuspiciousOperation,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions, status
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -58,6 +72,10 @@ class ServiceUnavailable(ApplicationError):
     default_code = "providers_unavailable"
 
 
+# What Django raises while reading a body: DATA_UPLOAD_MAX_MEMORY_SIZE, _NUMBER_FIELDS and
+# _NUMBER_FILES exceeded, or a multipart body it will not parse.
+BODY_REFUSALS = (RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent, SuspiciousMultipartForm)
+
 _CODES = {
     400: "bad_request",
     401: "not_authenticated",
@@ -91,11 +109,38 @@ def _message(detail: Any) -> str:
     return str(detail)
 
 
+def _refused_body(exc: SuspiciousOperation) -> ApplicationError:
+    """Django's refusal of a body it was parsing (raised from ``request.body``, ``.POST``
+    or its multipart parser), in the API's terms; logged where Django logs it."""
+    logging.getLogger(f"django.security.{type(exc).__name__}").warning("%s", exc)
+    if isinstance(exc, RequestDataTooBig):
+        limit_mb = (settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 0) / 1024 / 1024
+        return PayloadTooLarge(
+            f"The request body is over the {limit_mb:g} MB accepted outside file uploads."
+        )
+    return ApplicationError(f"The request body cannot be read: {exc}", code="bad_request")
+
+
+def _render_as_json(context: dict[str, Any]) -> None:
+    """Errors go out as JSON unless the view's chosen renderer already speaks JSON or is
+    an event stream (whose error event carries the same body)."""
+    request = context.get("request")
+    renderer = getattr(request, "accepted_renderer", None)
+    if request is None or isinstance(renderer, JSONRenderer):
+        return
+    if getattr(renderer, "media_type", "") == "text/event-stream":
+        return
+    request.accepted_renderer = JSONRenderer()
+    request.accepted_media_type = JSONRenderer.media_type
+
+
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, Http404):
         exc = exceptions.NotFound(str(exc) or "Not found.")
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied(str(exc) or None)
+    elif isinstance(exc, BODY_REFUSALS):
+        exc = _refused_body(exc)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None  # a bug: Django's 500 handling and logging take over
@@ -112,6 +157,28 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     if isinstance(exc, ApplicationError) and exc.extra:
         body["error"].update(exc.extra)
     response.data = body
+    _render_as_json(context)
     if retry_after is not None:
         response["Retry-After"] = str(math.ceil(retry_after))
     return response
+
+
+# --- What Django answers itself, outside DRF: the error pages of /api/ and /v1/ ----------
+
+API_PREFIXES = ("/api/", "/v1/")
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """handler400: a request Django refused before any view (a Host not allowed, say)."""
+    if request.path.startswith(API_PREFIXES):
+        return JsonResponse(error_body("bad_request", "The request cannot be served."), status=400)
+    return defaults.bad_request(request, exception)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """handler500: a bug (logged by Django with its traceback); never an HTML page to an
+    API client."""
+    if request.path.startswith(API_PREFIXES):
+        body = error_body("internal_error", "Something went wrong on our side; it is logged.")
+        return JsonResponse(body, status=500)
+    return defaults.server_error(request)

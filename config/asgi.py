@@ -1,8 +1,15 @@
-"""ASGI entry point (uvicorn config.asgi:application)."""
+"""ASGI entry point (uvicorn config.asgi:application).
+
+Django's handler serves HTTP; the ASGI lifespan start-up, which a server sends once when
+it starts serving (``manage.py serve``, uvicorn in the image), starts the warm-up
+(``config/warmup.py``). Servers run with ``--lifespan off`` (the tests' live server)
+skip it.
+"""
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from django.core.asgi import get_asgi_application
 
@@ -11,4 +18,20 @@ from config.bootstrap import ensure_embedded_database
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 ensure_embedded_database(stop_at_exit=False)
 
-application = get_asgi_application()
+django_application = get_asgi_application()
+
+
+async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] != "lifespan":
+        await django_application(scope, receive, send)
+        return
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            from config.warmup import warm_up_start
+
+            warm_up_start()  # on its own thread: start-up completes at once
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

@@ -6,7 +6,8 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from config.preflight import readiness_checks
+from config.preflight import CheckResult, readiness_checks
+from config.warmup import warm_up_state
 
 
 @never_cache
@@ -16,11 +17,21 @@ def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
+def warm_up_check() -> CheckResult:
+    """Not ready while the start-up warm-up runs (a failed one loads on first use)."""
+    state = warm_up_state()
+    detail = f"{state.state}: {state.detail}" if state.detail else state.state
+    return CheckResult("warm_up", state.state != "warming", detail, 0.0)
+
+
 @never_cache
 @require_GET
 def readyz(request: HttpRequest) -> JsonResponse:
-    """Database, vector extension and broker all answer; 503 with details otherwise."""
+    """Database, vector extension and broker all answer and the warm-up is over; 503
+    with details otherwise."""
     checks = readiness_checks()
+    if warm_up_state().state != "off":  # a process started without a lifespan has none
+        checks.append(warm_up_check())
     ready = all(check.ok for check in checks)
     return JsonResponse(
         {

@@ -6,9 +6,7 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.defaults import page_not_found
 
-from config.api_errors import error_body
-
-API_PREFIXES = ("/api/", "/v1/")
+from config.api_errors import API_PREFIXES, error_body
 
 
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:

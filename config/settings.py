@@ -100,6 +100,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: every response, redirects and static files included, carries its request id.
     "config.request_id.RequestIdMiddleware",
+    # Before anything reads a body: a chunked one gets the Content-Length parsers rely on.
+    "config.chunked_requests.chunked_request_length_middleware",
     "django.middleware.security.SecurityMiddleware",
     "config.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -420,10 +422,34 @@ CAIRN_RETENTION_INTERVAL_SECONDS = env_int(
     help="How often the retention purge runs (Celery beat).",
 )
 
+# --- Answer recovery ---------------------------------------------------------------
+
+CAIRN_ANSWER_STALE_SECONDS = env_int(
+    "CAIRN_ANSWER_STALE_SECONDS",
+    30,
+    help="An answer waiting or being written whose process has shown no sign of life for "
+    "this long (a web process killed mid-stream) is failed by the reaper, its budget hold "
+    "settled from the ledger; it can then be regenerated. A live process stamps its answers "
+    "every min(5 s, a quarter of this).",
+)
+if CAIRN_ANSWER_STALE_SECONDS < 1:
+    raise ConfigurationError(
+        f"CAIRN_ANSWER_STALE_SECONDS={CAIRN_ANSWER_STALE_SECONDS}: it must be at least 1."
+    )
+CAIRN_ANSWER_REAPER_INTERVAL_SECONDS = env_int(
+    "CAIRN_ANSWER_REAPER_INTERVAL_SECONDS",
+    30,
+    help="How often the answer reaper (Celery beat) looks for abandoned answers.",
+)
+
 CELERY_BEAT_SCHEDULE = {
     "reap-stuck-documents": {
         "task": "ingest.tasks.documents_reap_task",
         "schedule": float(CAIRN_REAPER_INTERVAL_SECONDS),
+    },
+    "reap-abandoned-answers": {
+        "task": "chat.tasks.answers_reap_task",
+        "schedule": float(CAIRN_ANSWER_REAPER_INTERVAL_SECONDS),
     },
     "purge-expired-conversations": {
         "task": "chat.tasks.retention_purge_task",
@@ -536,7 +562,19 @@ CAIRN_IDEMPOTENCY_TTL = env_int(
 CAIRN_LOGIN_RATE_LIMIT = env_str(
     "CAIRN_LOGIN_RATE_LIMIT",
     "10/m",
-    help="Sign-in attempts per client address and per user name (django-ratelimit rate).",
+    help="Sign-in attempts from one client address for one user name, on the site's and the "
+    "admin's sign-in pages together (sliding window; rate syntax 10/m, 100/5m, 50/h).",
+)
+CAIRN_LOGIN_IP_RATE_LIMIT = env_str(
+    "CAIRN_LOGIN_IP_RATE_LIMIT",
+    "30/m",
+    help="Sign-in attempts from one client address, whatever the user names (empty: no limit).",
+)
+CAIRN_LOGIN_USER_RATE_LIMIT = env_str(
+    "CAIRN_LOGIN_USER_RATE_LIMIT",
+    "30/m",
+    help="Sign-in attempts for one user name from every address together; keep it above "
+    "CAIRN_LOGIN_RATE_LIMIT so that one address cannot lock an account out (empty: no limit).",
 )
 
 CAIRN_MAX_QUESTION_CHARS = env_int(
@@ -563,7 +601,33 @@ CAIRN_CONTEXT_MAX_TOKENS = env_int(
 CAIRN_HISTORY_TURNS = env_int(
     "CAIRN_HISTORY_TURNS",
     3,
-    help="Earlier question-and-answer turns sent verbatim; older ones are summarised.",
+    help="Earlier question-and-answer turns sent verbatim (those that fit "
+    "CAIRN_HISTORY_MAX_TOKENS); older ones are summarised.",
+)
+CAIRN_HISTORY_SUMMARY_TURNS = env_int(
+    "CAIRN_HISTORY_SUMMARY_TURNS",
+    10,
+    help="Older turns summarised in a line each (within CAIRN_HISTORY_MAX_TOKENS); turns "
+    "before them are left out of the prompt.",
+)
+CAIRN_HISTORY_MAX_TOKENS = env_int(
+    "CAIRN_HISTORY_MAX_TOKENS",
+    1500,
+    help="Token budget of the conversation history in a prompt, verbatim turns and summary "
+    "together; the newest turns are kept, a turn too long to fit is only summarised.",
+)
+CAIRN_API_MAX_MESSAGES = env_int(
+    "CAIRN_API_MAX_MESSAGES",
+    100,
+    help="Most messages one /v1/chat/completions request may send; more is refused with "
+    "400 too_many_messages.",
+)
+CAIRN_API_MAX_HISTORY_TOKENS = env_int(
+    "CAIRN_API_MAX_HISTORY_TOKENS",
+    12000,
+    help="Most tokens of earlier user and assistant messages one /v1/chat/completions request "
+    "may send (more than 8 characters per token is refused uncounted); more is refused with "
+    "400 history_too_long.",
 )
 CAIRN_CITATION_MIN_SUPPORT = env_float(
     "CAIRN_CITATION_MIN_SUPPORT",
@@ -579,9 +643,20 @@ CAIRN_ANSWER_MIN_SUPPORTED_SHARE = env_float(
 )
 CAIRN_EXTRACTIVE_MIN_CONFIDENCE = env_float(
     "CAIRN_EXTRACTIVE_MIN_CONFIDENCE",
-    0.48,
-    help="The extractive answerer abstains when its confidence (0-1: how far its best "
-    "sentence stands out from the rest of the passages) is below this.",
+    0.0,
+    help="The extractive answerer abstains when its confidence (0-1: the fitted probability "
+    "that the passages answer the question) is below this; 0: the threshold fitted with "
+    "the weights (chat/answering/abstention_weights.json).",
+)
+CAIRN_EXTRACTIVE_MIN_RELEVANCE = env_float(
+    "CAIRN_EXTRACTIVE_MIN_RELEVANCE",
+    0.35,
+    help="With the fitted abstention model, the extractive answerer also abstains when its "
+    "best sentence's relevance (0-1: the blend of similarity and word coverage of "
+    "chat/answering/extractive.py answer_confidence) is below this: questions about "
+    "something the documents never mention. The default declines 2% of the answerable "
+    "questions of the six SQuAD 2.0 articles the weights were fitted on (docs/evaluation.md). "
+    "0: the model alone decides.",
 )
 CAIRN_EXTRACTIVE_MAX_SENTENCES = env_int(
     "CAIRN_EXTRACTIVE_MAX_SENTENCES", 3, help="Most sentences in an extractive answer."
@@ -605,7 +680,7 @@ CAIRN_SSE_HEARTBEAT_SECONDS = env_float(
 CAIRN_CHAT_RATE_LIMIT = env_str(
     "CAIRN_CHAT_RATE_LIMIT",
     "20/m",
-    help="Questions one user may ask, e.g. 20/m (django-ratelimit rate syntax).",
+    help="Questions one user may ask, e.g. 20/m or 300/h (sliding window).",
 )
 CAIRN_API_KEY_RATE_LIMIT = env_str(
     "CAIRN_API_KEY_RATE_LIMIT",
@@ -753,7 +828,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "config.api_parsers.JSONParser",  # DRF's, refusing too-deep nesting with a 400
         "rest_framework.parsers.MultiPartParser",
         "rest_framework.parsers.FormParser",
     ],

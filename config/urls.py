@@ -6,7 +6,7 @@ from django.urls import include, path
 
 from chat import dashboard_views
 from config import health, metrics
-from config.login import ThrottledLoginView
+from config.login import ThrottledLoginView, admin_login
 
 admin.site.site_header = "Cairn administration"
 admin.site.site_title = "Cairn"
@@ -23,6 +23,8 @@ urlpatterns = [
         admin.site.admin_view(dashboard_views.dashboard),
         name="admin_dashboard",
     ),
+    # Before the admin's URLs too: the admin's sign-in page behind the sign-in throttle.
+    path("admin/login/", admin_login),
     path("admin/", admin.site.urls),
     path("accounts/login/", ThrottledLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
@@ -33,3 +35,5 @@ urlpatterns = [
 ]
 
 handler404 = "config.not_found.not_found"
+handler400 = "config.api_errors.bad_request"
+handler500 = "config.api_errors.server_error"

@@ -20,6 +20,7 @@ from django.utils.html import format_html
 
 from kb.admin_audit import AuditedAdmin
 from kb.admin_scoping import AccountScopedAdmin
+from kb.embeddings.privacy import EmbeddingModelRefused, embedding_model_check
 from kb.embeddings.registry import is_supported_model
 from kb.guard.passages import FLAG_LABELS
 from kb.models import (
@@ -115,6 +116,20 @@ class KnowledgeBaseForm(forms.ModelForm):
                 "Use sentence-transformers/all-MiniLM-L6-v2 or openai:<model name>."
             )
         return model_id
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        model_id = cleaned.get("embedding_model")
+        account = cleaned.get("account") or (
+            self.instance.account if self.instance.account_id else None
+        )
+        chosen = not self.instance.pk or "embedding_model" in self.changed_data
+        if model_id and account is not None and chosen:
+            try:
+                embedding_model_check(account=account, model_id=model_id)
+            except EmbeddingModelRefused as exc:
+                self.add_error("embedding_model", str(exc))
+        return cleaned
 
 
 @admin.register(KnowledgeBase)

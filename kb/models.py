@@ -288,6 +288,38 @@ class Chunk(models.Model):
         return f"{self.document} #{self.ordinal}"
 
 
+class TextEmbedding(models.Model):
+    """The embedding of a short text of a knowledge base — a quotable unit of its chunks
+    (kb.units), or a sentence the citation check judged — so searches and answers in any
+    process read it instead of embedding it again (kb.embeddings.texts).
+
+    One row per knowledge base, model and text: deleting the knowledge base (or its
+    account) deletes them. ``digest`` is the SHA-256 of the UTF-8 text; ``vector`` the
+    embedder's float32 values, byte for byte (numpy's ``tobytes``), so a vector read back
+    is exactly the one computed and no dimension is fixed.
+    """
+
+    # The unique constraint's index serves lookups; the database's own foreign key, not
+    # deferred and ON DELETE CASCADE, is created by migration 0010 (it says why).
+    knowledge_base = models.ForeignKey(
+        KnowledgeBase, on_delete=models.CASCADE, related_name="+", db_index=False,
+        db_constraint=False,
+    )  # fmt: skip
+    model_id = models.CharField(max_length=200)
+    digest = models.BinaryField(max_length=32)
+    vector = models.BinaryField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["knowledge_base", "model_id", "digest"], name="kb_textembedding_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model_id} {bytes(self.digest).hex()[:12]}"
+
+
 class FlaggedPassage(Chunk):
     """A chunk the ingestion scan flagged (kb.guard.passages): the admins' review list."""
 

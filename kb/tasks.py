@@ -7,6 +7,7 @@ import random
 from config.celery_app import app
 from kb.embeddings.base import EmbeddingError
 from kb.services.reembedding import knowledge_base_reembed_step
+from kb.services.units import knowledge_base_units_embed
 
 RETRY_BASE_SECONDS = 30
 RETRY_CAP_SECONDS = 600
@@ -35,4 +36,26 @@ def knowledge_base_reembed_task(self, knowledge_base_id: int) -> str:  # type: i
         raise self.retry(countdown=task_retry_countdown(self.request.retries), exc=exc) from exc
     if progress.state == "running":
         knowledge_base_reembed_task.delay(knowledge_base_id)
+    elif progress.state == "switched":  # searches now want the new model's unit vectors
+        units_embed_task.delay(knowledge_base_id)
     return progress.state
+
+
+@app.task(
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=5,
+    name="kb.tasks.units_embed_task",
+)
+def units_embed_task(self, knowledge_base_id: int, document_id: int | None = None) -> int:  # type: ignore[no-untyped-def]
+    """Embed and store the quotable units of a document's chunks (all the knowledge
+    base's without ``document_id``), so searches read them instead (kb.services.units)."""
+    try:
+        return knowledge_base_units_embed(
+            knowledge_base_id=knowledge_base_id, document_id=document_id
+        )
+    except EmbeddingError as exc:
+        if not exc.transient:
+            raise
+        raise self.retry(countdown=task_retry_countdown(self.request.retries), exc=exc) from exc

@@ -30,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from chat.answering.texts import ABSTENTION_TEXT
-from kb.embeddings.registry import get_embedder
+from kb.embeddings.texts import texts_embed
 from kb.search.tokenize import ENGLISH_STOP_WORDS, tokenize
 from kb.sentences import sentence_spans
 
@@ -244,18 +244,25 @@ def citations_check(
     passage_vectors: Mapping[int, Vector],
     embedding_model: str,
     min_support: float,
+    knowledge_base_id: int | None = None,
 ) -> CheckedAnswer:
     """Score every citation of ``answer``, keep those that hold, judge every sentence.
 
     ``passages`` maps a passage number to its text, ``passage_vectors`` to its
     stored embedding (normalised). Markers naming no passage are dropped. Each
     sentence of the result says whether it is supported; a sentence that states
-    something unsupported is marked ``[?]`` in the text.
+    something unsupported is marked ``[?]`` in the text. The sentences' vectors come
+    through kb.embeddings.texts: an extractive answer quotes the same units question
+    after question, so they are computed once (and stored for ``knowledge_base_id``).
     """
     every = _sentences(answer)
     citing = [index for index, s in enumerate(every) if s.markers]
     texts = [MARKER.sub(" ", answer[every[i].start : every[i].end]).strip() for i in citing]
-    vectors = list(get_embedder(embedding_model).embed(texts)) if texts else []
+    vectors = (
+        list(texts_embed(embedding_model, texts, knowledge_base_id=knowledge_base_id))
+        if texts
+        else []
+    )
     scored = dict(zip(citing, zip(texts, vectors, strict=True), strict=True))
     supports: list[Support] = []
     cited: list[int] = []

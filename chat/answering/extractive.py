@@ -19,6 +19,11 @@ from dataclasses import dataclass
 import numpy as np
 from django.conf import settings
 
+from chat.answering.abstention import (
+    abstention_features,
+    abstention_model,
+    answerable_probability,
+)
 from chat.answering.sentence_scoring import (
     CONFIDENCE,
     SELECTION,
@@ -34,6 +39,7 @@ from chat.llm.events import CompletionRequest, ContextPassage, End, Event, Start
 from chat.llm.providers.base import CallTimeouts
 from kb.embeddings.base import EmbeddingError
 from kb.embeddings.tokens import count_tokens
+from kb.linear import LinearModel
 
 # A further sentence joins the answer only if it scores at least this share of the
 # best one: the answer stays short and on the point.
@@ -43,6 +49,8 @@ REDUNDANT_OVERLAP = 0.6
 # Confidence is multiplied by this when the question names something (a product, a
 # standard, a company) that no passage mentions.
 UNMENTIONED_NAME_FACTOR = 0.5
+# Without fitted abstention weights: the hand-set blend's threshold of the first version.
+UNFITTED_MIN_CONFIDENCE = 0.48
 
 # At most this share of the call's time limit goes to pausing between words.
 PACING_SHARE = 0.25
@@ -79,14 +87,18 @@ class ExtractiveAnswerer:
         max_sentences: int | None = None,
         selection: Blend = SELECTION,
         confidence: Blend = CONFIDENCE,
+        abstention: LinearModel | None | bool = True,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        """``abstention``: True for the shipped model (abstention_weights.json), a model
+        of its own (fitting, evaluation), or False/None for the unfitted blend."""
         self._sleep = sleep
         self.token_delay = token_delay
         self.min_confidence = min_confidence
         self.max_sentences = max_sentences
         self.selection = selection
         self.confidence = confidence
+        self._abstention = abstention
 
     def stream(
         self, request: CompletionRequest, *, model: str, timeouts: CallTimeouts
@@ -137,8 +149,20 @@ class ExtractiveAnswerer:
             ) from exc
         if not scored:
             return ExtractiveAnswer(ABSTENTION_TEXT, 0.0)
-        confidence = answer_confidence(scored, question, passages)
-        if confidence < self._min_confidence():
+        model = self.abstention_model()
+        relevance = answer_confidence(scored, question, passages)
+        if model is None:
+            confidence = relevance
+        else:
+            confidence = answerable_probability(
+                model, abstention_features(question, scored, passages)
+            )
+            # The model learnt from questions written against the very article they ask
+            # about; one about something the documents never mention is outside what it
+            # saw. The first version's relevance blend still catches those.
+            if relevance < self._min_relevance():
+                return ExtractiveAnswer(ABSTENTION_TEXT, min(confidence, relevance))
+        if confidence < self._min_confidence(model):
             return ExtractiveAnswer(ABSTENTION_TEXT, confidence)
         chosen = select_sentences(scored, question, max_sentences=self._max_sentences())
         return ExtractiveAnswer(compose_answer(chosen, question), confidence, tuple(chosen))
@@ -148,10 +172,26 @@ class ExtractiveAnswerer:
             return self.token_delay
         return max(0, settings.CAIRN_EXTRACTIVE_TOKEN_DELAY_MS) / 1000
 
-    def _min_confidence(self) -> float:
+    def abstention_model(self) -> LinearModel | None:
+        if self._abstention is True:
+            return abstention_model()
+        return self._abstention or None
+
+    def _min_confidence(self, model: LinearModel | None) -> float:
+        """The threshold given, else the setting, else the one fitted with the model."""
         if self.min_confidence is not None:
             return self.min_confidence
-        return float(settings.CAIRN_EXTRACTIVE_MIN_CONFIDENCE)
+        configured = float(settings.CAIRN_EXTRACTIVE_MIN_CONFIDENCE)
+        if configured > 0:
+            return configured
+        if model is not None:
+            return float(model.meta["threshold"])
+        return UNFITTED_MIN_CONFIDENCE
+
+    def _min_relevance(self) -> float:
+        if self.min_confidence is not None:  # a threshold given outright decides alone
+            return 0.0
+        return float(settings.CAIRN_EXTRACTIVE_MIN_RELEVANCE)
 
     def _max_sentences(self) -> int:
         return max(1, self.max_sentences or settings.CAIRN_EXTRACTIVE_MAX_SENTENCES)

@@ -292,7 +292,8 @@ def answer_compose(
                 hits = tuple(cached_hits)
                 passages = tuple(
                     ContextPassage(i, h.chunk.text, h.chunk.document.title, h.chunk.heading_path,
-                                   kb.embedding_model, tuple(h.chunk.safety_flags))
+                                   kb.embedding_model, tuple(h.chunk.safety_flags),
+                                   h.chunk.knowledge_base_id)
                     for i, h in enumerate(hits, start=1)
                 )  # fmt: skip
         if result.provider == STATIC_PROVIDER:
@@ -342,6 +343,7 @@ def _check(
             },
             embedding_model=request.knowledge_base.embedding_model,
             min_support=settings.CAIRN_CITATION_MIN_SUPPORT,
+            knowledge_base_id=request.knowledge_base.pk,
         )
         share = checked.supported_share
         verify_span.set(grounded=checked.grounded, cited=len(checked.cited),

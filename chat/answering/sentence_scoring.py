@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import math
 import re
-import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -35,33 +33,13 @@ import numpy as np
 import numpy.typing as npt
 
 from chat.llm.events import ContextPassage
-from kb.embeddings.registry import get_embedder
-from kb.guard.passages import sentence_is_instruction
-from kb.search.tokenize import ENGLISH_STOP_WORDS, tokenize
-from kb.sentences import sentence_spans
+from kb.embeddings.texts import texts_embed
+from kb.search.terms import QUESTION_STOP_WORDS, content_terms, stem
+from kb.search.tokenize import tokenize
+from kb.units import chunk_units
 
-# Function words of questions that say nothing about the answer ("how long does…").
-# General English, on top of the retrieval stop words.
-QUESTION_STOP_WORDS = ENGLISH_STOP_WORDS | frozenset(
-    """what which who whom whose when where why how do does did doing done can could
-    should would may might must shall much many any some about after before than so
-    not no yes we our ours my me us he she his her him also just only more most other
-    such same each every all both own very been being am get gets got there here
-    someone something anyone anything one ones s t""".split()
-)
-
-# A unit shorter than this many content words is a fragment, unless it carries a
-# number or is a table row (where "Storage | 50 GB" is the whole fact).
-MIN_CONTENT_WORDS = 3
 # How much more a question term with digits weighs than a word.
 NUMBER_WEIGHT = 2.0
-# Headings are short and unpunctuated; at most this many words.
-MAX_HEADING_WORDS = 8
-
-_TABLE_SEPARATOR = re.compile(r"^[\s|:+\-=_]*$")  # "---|---", "====", "------  -----"
-_COLUMN_GAP = re.compile(r"\S {2,}\S")  # "Starter       60": a preformatted column
-_LIST_MARKER = re.compile(r"^(?:[-*+•◦▪‣–—]|\d{1,3}[.)]|[A-Za-z][.)]|\(\w{1,3}\))\s+")
-_TERMINAL = (".", "!", "?", ":", ";", "…", ")", '"', "”")
 
 
 @dataclass(frozen=True)
@@ -91,152 +69,24 @@ class Candidate:
 
 def candidate_sentences(passages: Sequence[ContextPassage]) -> list[Candidate]:
     """Every quotable unit of every passage, in passage order, headings left out."""
-    candidates: list[Candidate] = []
-    for rank, passage in enumerate(passages):
-        candidates.extend(_passage_units(passage, rank))
-    return candidates
-
-
-def _passage_units(passage: ContextPassage, rank: int) -> list[Candidate]:
-    headings = {_squash(part) for part in passage.heading_path.split(">")} | {
-        _squash(passage.title)
-    }
-    section = passage.heading_path.rsplit(">", 1)[-1].strip() or passage.title.strip()
-    units: list[Candidate] = []
-    header = ""  # the current table's header row
-    lead_in = ""  # the sentence ending in ":" that introduced the current list
-    lines = list(_unit_texts(passage.text))
-    for index, text in enumerate(lines):
-        is_row = _is_table_row(text)
-        if is_row and not header and _is_table_header(text, lines, index):
-            header = text
-            continue
-        if not is_row:
-            header = ""
-        if _is_heading(text, headings, followed=index + 1 < len(lines)):
-            lead_in = ""
-            continue
-        marker = _LIST_MARKER.match(text)
-        is_item = marker is not None
-        context = header if is_row else (lead_in if is_item else "")
-        quote = text[marker.end() :] if marker else text  # "2. Enter a name" -> "Enter a name"
-        # A lead-in ("We accept:") only announces the list that answers; it is context.
-        # A sentence aimed at an assistant (a poisoned document) is never an answer.
-        if (
-            _is_answer_sized(quote, is_row)
-            and not text.endswith(":")
-            and not sentence_is_instruction(quote)
-        ):
-            units.append(
-                Candidate(passage.number, rank, len(units), quote, context, is_row, section)
-            )
-        if text.endswith(":"):
-            lead_in = text
-        elif not is_item:
-            lead_in = ""
-    return units
-
-
-def _unit_texts(text: str) -> list[str]:
-    """Sentences, with preformatted blocks (several lines in one span) cut into lines.
-
-    Parsers join wrapped prose into one line, so a line break left inside a sentence
-    span means layout: a plain-text table, a key/value block, code. A line starting
-    in lower case after a line without column gaps is still wrapped prose, though,
-    and is joined back. A table row is one line whatever sentences its cells hold.
-    """
-    units: list[str] = []
-    previous_end = -1
-    for start, end in sentence_spans(text):
-        span = text[start:end]
-        same_line = previous_end >= 0 and "\n" not in text[previous_end:start]
-        previous_end = end
-        if same_line and units and "|" in units[-1] and "\n" not in span:
-            units[-1] = f"{units[-1]} {span}"
-            continue
-        if "\n" not in span:
-            units.append(span)
-            continue
-        lines: list[str] = []
-        for raw in span.split("\n"):
-            line = raw.strip()
-            if not line or _TABLE_SEPARATOR.match(line):
-                continue
-            if lines and line[0].islower() and not _COLUMN_GAP.search(lines[-1]):
-                lines[-1] = f"{lines[-1]} {line}"
-            else:
-                lines.append(line)
-        units.extend(lines)
-    return [" ".join(unit.split()) if not _COLUMN_GAP.search(unit) else unit for unit in units]
-
-
-def _is_table_row(text: str) -> bool:
-    return "|" in text.strip("|") or bool(_COLUMN_GAP.search(text))
-
-
-def _is_table_header(text: str, lines: list[str], index: int) -> bool:
-    """A table's first row names its columns: no digits in it, and a row follows."""
-    following = lines[index + 1] if index + 1 < len(lines) else ""
-    return not any(char.isdigit() for char in text) and _is_table_row(following)
-
-
-def _is_heading(text: str, headings: set[str], *, followed: bool) -> bool:
-    """A line that only names a section: one of the passage's headings, or a short
-    unpunctuated line with more text after it ("Free trial", "RATE LIMITS")."""
-    if _squash(text) in headings:
-        return True
-    words = text.split()
-    return (
-        followed
-        and len(words) <= MAX_HEADING_WORDS
-        and not text.endswith(_TERMINAL)
-        and not any(char.isdigit() for char in text)
-        and "|" not in text
-    )
-
-
-def _is_answer_sized(text: str, is_row: bool) -> bool:
-    if is_row:
-        return len(tokenize(text)) >= 2
-    content = content_terms(text)
-    return len(content) >= MIN_CONTENT_WORDS or (
-        len(content) >= 1 and any(char.isdigit() for char in text)
-    )
-
-
-def _squash(text: str) -> str:
-    return " ".join(tokenize(text))
+    return [
+        Candidate(
+            passage.number,
+            rank,
+            unit.position,
+            unit.text,
+            unit.context,
+            unit.is_row,
+            unit.section,
+        )  # fmt: skip
+        for rank, passage in enumerate(passages)
+        for unit in chunk_units(
+            passage.text, title=passage.title, heading_path=passage.heading_path
+        )
+    ]
 
 
 # --- words --------------------------------------------------------------------------
-
-
-def stem(term: str) -> str:
-    """A light suffix stripper so "invoices", "invoiced" and "invoice" meet.
-
-    Deliberately crude (no dictionary): both question and passages go through it,
-    so it only has to be consistent, and it leaves short words and numbers alone.
-    """
-    if len(term) <= 3 or not term.isalpha():
-        return term
-    if term.endswith("ies") and len(term) > 4:
-        term = term[:-3] + "y"
-    elif term.endswith(("sses", "xes", "zes", "ches", "shes")):
-        term = term[:-2]
-    elif term.endswith("s") and not term.endswith(("ss", "us", "is")):
-        term = term[:-1]
-    for suffix in ("ing", "ed", "ly"):
-        if term.endswith(suffix) and len(term) - len(suffix) >= 4:
-            term = term[: -len(suffix)]
-            break
-    if term.endswith("e") and len(term) >= 4:
-        term = term[:-1]
-    return term
-
-
-def content_terms(text: str) -> list[str]:
-    """Stemmed words of ``text`` that carry meaning (question function words dropped)."""
-    return [stem(term) for term in tokenize(text, stop_words=QUESTION_STOP_WORDS)]
 
 
 def term_weights(question: Sequence[str], units: Sequence[frozenset[str]]) -> dict[str, float]:
@@ -265,36 +115,17 @@ def keyword_coverage(weights: dict[str, float], unit: frozenset[str]) -> float:
 
 # --- meaning ------------------------------------------------------------------------
 
-_EMBEDDING_CACHE_SIZE = 8_192  # ~12 MB of MiniLM vectors
-_embedding_cache: OrderedDict[tuple[str, str], npt.NDArray[np.float32]] = OrderedDict()
-_embedding_lock = threading.Lock()
 
-
-def embed_texts(model_id: str, texts: Sequence[str]) -> npt.NDArray[np.float32]:
-    """Embeddings of ``texts``, remembered per process: the same chunks come back for
-    question after question, and re-embedding their sentences is the slow part."""
-    with _embedding_lock:
-        missing = list(dict.fromkeys(t for t in texts if (model_id, t) not in _embedding_cache))
-    if missing:
-        vectors = get_embedder(model_id).embed(missing)
-        with _embedding_lock:
-            for text, vector in zip(missing, vectors, strict=True):
-                _embedding_cache[(model_id, text)] = vector
-            while len(_embedding_cache) > _EMBEDDING_CACHE_SIZE:
-                _embedding_cache.popitem(last=False)
-    with _embedding_lock:
-        found = [_embedding_cache.get((model_id, t)) for t in texts]
-    if any(vector is None for vector in found):  # evicted meanwhile by another thread
-        return np.asarray(get_embedder(model_id).embed(list(texts)), dtype=np.float32)
-    return np.asarray(found, dtype=np.float32).reshape(len(texts), -1)
+def embed_texts(
+    model_id: str, texts: Sequence[str], *, knowledge_base_id: Sequence[int | None] | None = None
+) -> npt.NDArray[np.float32]:
+    """Unit embeddings, shared with the reranker: from this process's memory, else those
+    stored for the passages' knowledge bases (kb.embeddings.texts), else computed."""
+    return texts_embed(model_id, texts, knowledge_base_id=knowledge_base_id)
 
 
 def semantic_text(candidate: Candidate) -> str:
-    """What is embedded for a unit: its section name, its context, itself.
-
-    "Released April 21, 2026" only answers "when was 4.3 released" under the
-    heading "Version 4.3"; the heading is where that meaning lives.
-    """
+    """What is embedded for a unit (kb.units.Unit.semantic_text)."""
     if candidate.section:
         return f"{candidate.section}: {candidate.scoring_text}"
     return candidate.scoring_text
@@ -467,7 +298,12 @@ def score_candidates(
     own = [frozenset(content_terms(c.scoring_text)) for c in candidates]
     headings = [heading_of[c.passage_number] for c in candidates]
     idf = term_weights(content_terms(question), own)
-    vectors = embed_texts(model_id, [semantic_text(c) for c in candidates])
+    owner_of = {passage.number: passage.knowledge_base_id for passage in passages}
+    vectors = embed_texts(
+        model_id,
+        [semantic_text(c) for c in candidates],
+        knowledge_base_id=[owner_of[c.passage_number] for c in candidates],
+    )
     similarities = cosine_similarities(question_vector, vectors)
     background = background_similarity(similarities, scales)
     wants_quantity = expects_quantity(question)

@@ -3,12 +3,15 @@
 The model name is a knowledge base slug, so any OpenAI client (Open WebUI, LibreChat,
 the ``openai`` SDK) chats with a knowledge base. The last user message is the
 question and the earlier turns are its history; system messages are ignored (the
-answer prompt is Cairn's own). Answers are the same grounded, cited, checked ones
-as everywhere else: citations come as a "Sources" block appended to the content and
-as an extra ``citations`` field, the checked sentences (``[{text, citations,
-supported}]``) as an extra ``sentences`` field (on the response, or on the final chunk of
-a stream). Content carries no HTML (chat.answering.markup). Each call is kept as an API
-conversation.
+answer prompt is Cairn's own). The earlier turns are the client's own text, "assistant"
+ones included: a request is capped (CAIRN_API_MAX_MESSAGES, CAIRN_API_MAX_HISTORY_TOKENS:
+400 ``too_many_messages`` / ``history_too_long``), and what of it reaches the prompt goes
+through the account's injection guard (400 ``invalid_history`` when it blocks). Answers
+are the same grounded, cited, checked ones as everywhere else: citations come as a
+"Sources" block appended to the content and as an extra ``citations`` field, the checked
+sentences (``[{text, citations, supported}]``) as an extra ``sentences`` field (on the
+response, or on the final chunk of a stream). Content carries no HTML
+(chat.answering.markup). Each call is kept as an API conversation.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from chat.answering.context import Turn
+from chat.answering.history import HistoryRejected, history_guard, history_limit_check
 from chat.answering.markup import markdown_text_safe
 from chat.answering.questions import QuestionRejected
 from chat.api.limits import question_rate_check
@@ -54,21 +58,37 @@ def _knowledge_bases(request: Request) -> QuerySet[KnowledgeBase]:
     ).select_related("account")
 
 
-def _split(messages: list[dict[str, Any]]) -> tuple[str, tuple[Turn, ...]]:
-    """(the question, the earlier user/assistant turns), from OpenAI-style messages."""
-    chat = [m for m in messages if m.get("role") in ("user", "assistant")]
-    if not chat or chat[-1].get("role") != "user":
+def _split(messages: list[dict[str, Any]]) -> tuple[str, tuple[Turn, ...], list[str]]:
+    """(the question, the earlier user/assistant turns, the texts of every earlier user and
+    assistant message), from OpenAI-style messages."""
+    chat = [(m["role"], _text(m.get("content"))) for m in messages
+            if m.get("role") in ("user", "assistant")]  # fmt: skip
+    if not chat or chat[-1][0] != "user":
         raise ApplicationError("The last message must be the user's question.", code="invalid")
     turns: list[Turn] = []
     pending_question: str | None = None
-    for message in chat[:-1]:
-        text = _text(message.get("content"))
-        if message["role"] == "user":
+    for role, text in chat[:-1]:
+        if role == "user":
             pending_question = text
         elif pending_question is not None:
             turns.append(Turn(pending_question, text))
             pending_question = None
-    return _text(chat[-1].get("content")), tuple(turns)
+    return chat[-1][1], tuple(turns), [text for _, text in chat[:-1]]
+
+
+def _history_checked(
+    messages: list[dict[str, Any]], knowledge_base: KnowledgeBase
+) -> tuple[str, tuple[Turn, ...]]:
+    """(the question, the history that may reach the prompt): within the request caps, and
+    through the account's injection guard (chat.answering.history). Raises a 400."""
+    try:
+        question, turns, earlier = _split(messages)
+        history_limit_check(message_count=len(messages), texts=earlier)
+        account = knowledge_base.account
+        history = history_guard(turns, action=account.injection_action, account_id=account.pk)
+    except HistoryRejected as exc:
+        raise ApplicationError(str(exc), code=exc.code) from exc
+    return question, history
 
 
 def _text(content: Any) -> str:
@@ -163,7 +183,7 @@ class ChatCompletionCreateApi(APIView):
         knowledge_base = _knowledge_bases(request).filter(slug=data["model"]).first()
         if knowledge_base is None:
             raise NotFound(f"The model {data['model']!r} does not exist (GET /v1/models).")
-        question, history = _split(data["messages"])
+        question, history = _history_checked(data["messages"], knowledge_base)
         api_key = request_api_key(request)
         try:
             _, answer = conversation_start(

@@ -49,6 +49,7 @@ from config.api_errors import (
 )
 from config.api_schema import ERROR_HEADERS, error_responses, streaming_responses
 from kb.api.auth import request_account_ids, request_api_key
+from kb.api.views import reference_id
 from kb.models import ApiKey, KnowledgeBase
 
 IDEMPOTENCY_WAIT_SECONDS = 120
@@ -69,7 +70,8 @@ def _knowledge_base(request: Request, reference: str | None) -> KnowledgeBase:
             "several (GET /api/v1/knowledge-bases lists them).",
             code="knowledge_base_required",
         )
-    lookup = {"pk": int(reference)} if str(reference).isdigit() else {"slug": reference}
+    pk = reference_id(reference)
+    lookup = {"pk": pk} if pk is not None else {"slug": reference}
     match = available.filter(**lookup).first()
     if match is None:
         raise NotFound(f"No knowledge base {reference!r}.")
@@ -125,6 +127,7 @@ _FAILURE_CODES = {
     Message.Problem.PROVIDERS_DOWN: "providers_unavailable",
     Message.Problem.INTERRUPTED: "interrupted",
     Message.Problem.INTERNAL: "internal_error",
+    Message.Problem.ABANDONED: "abandoned",
 }
 
 

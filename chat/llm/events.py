@@ -70,6 +70,8 @@ class ContextPassage:
     embedding_model: str = ""
     # kb.guard.passages flags of the chunk (e.g. "instructions"): marked in the prompt.
     flags: tuple[str, ...] = ()
+    # The chunk's knowledge base: where its sentences' vectors are stored (kb.embeddings.texts).
+    knowledge_base_id: int | None = None
 
 
 @dataclass(frozen=True)

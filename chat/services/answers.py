@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -19,10 +19,10 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models.functions import Now
 from django.utils import timezone
 
-from chat.answering.context import Turn
+from chat.answering.context import Turn, history_select
 from chat.answering.pipeline import (
     AnswerOutcome,
     AnswerRequest,
@@ -34,10 +34,11 @@ from chat.llm.events import Usage
 from chat.llm.ledger import price_for
 from chat.llm.pricing import call_cost
 from chat.llm.routing import SIMPLE, classify_question, route_named
-from chat.models import BudgetReservation, Citation, LlmCall, Message
+from chat.models import BudgetReservation, Citation, Message
 from chat.selectors.budgets import budget_standing
 from chat.services.budgets import BudgetExhausted, budget_reserve, budget_settle
 from chat.services.cost_alerts import cost_alert_enqueue
+from chat.services.recovery import answer_heartbeat, answer_heartbeat_seconds, answer_spent
 from config.logging import REQUEST_ID_MAX_LENGTH, request_id_get
 from kb.embeddings.tokens import count_tokens
 from kb.models import Chunk
@@ -45,7 +46,8 @@ from kb.models import Chunk
 logger = logging.getLogger(__name__)
 
 STOP_CHECK_SECONDS = 0.2
-PROMPT_OVERHEAD = 400  # system prompt, delimiters, history summary: tokens beyond the passages
+# System prompt, delimiters, the summary's heading: tokens beyond the passages and the history.
+PROMPT_OVERHEAD = 400
 WAIT_POLL_SECONDS = 0.25
 
 
@@ -94,9 +96,11 @@ def answer_regenerate(*, message: Message) -> Message:
 
 
 def _history(message: Message) -> tuple[Turn, ...]:
-    """The finished turns before this answer's question."""
+    """The finished turns before this answer's question, oldest first: the newest of them
+    only, as many as the prompt could hold (context.history_select takes what fits)."""
     if message.question is None:
         return ()
+    most = settings.CAIRN_HISTORY_TURNS + settings.CAIRN_HISTORY_SUMMARY_TURNS
     answers = (
         Message.objects.filter(
             conversation_id=message.conversation_id,
@@ -109,9 +113,9 @@ def _history(message: Message) -> tuple[Turn, ...]:
             question__purged_at__isnull=True,
         )
         .select_related("question")
-        .order_by("question__created_at")
+        .order_by("-question__created_at")[:most]
     )
-    return tuple(Turn(a.question.content, a.content) for a in answers if a.question)
+    return tuple(Turn(a.question.content, a.content) for a in list(answers)[::-1] if a.question)
 
 
 def _wait_for(message_id: int, cancelled: Callable[[], bool]) -> None:
@@ -140,11 +144,19 @@ def answer_stream(
     """
     claimed = Message.objects.filter(
         pk=message_id, role=Message.Role.ASSISTANT, status=Message.Status.PENDING
-    ).update(status=Message.Status.STREAMING)
+    ).update(status=Message.Status.STREAMING, progress_at=Now())
     if not claimed:
         _wait_for(message_id, cancelled)
         yield Finished(message_id)
         return
+    with answer_heartbeat.writing(message_id):  # stamps it while this process lives
+        yield from _answer_generate(message_id, cancelled, history)
+
+
+def _answer_generate(
+    message_id: int, cancelled: Callable[[], bool], history: tuple[Turn, ...] | None
+) -> Iterator[StreamEvent]:
+    """answer_stream, once it has claimed the answer."""
     message = Message.objects.select_related(
         "question", "conversation__account", "conversation__knowledge_base"
     ).get(pk=message_id)
@@ -153,11 +165,14 @@ def answer_stream(
         raise ValueError(f"answer {message_id} has no question")
     question = message.question.content
     request_id = _answer_request_id()
+    # Written before the hold is taken: the reaper finds a dead process's hold by it.
+    Message.objects.filter(pk=message_id).update(request_id=request_id)
     route = classify_question(question)
+    turns = _history(message) if history is None else history
     try:
         hold = budget_reserve(
             account_id=conversation.account_id, user_id=conversation.user_id,
-            request_id=request_id, **answer_estimate(question, route),
+            request_id=request_id, **answer_estimate(question, route, history=turns),
         )  # fmt: skip
     except BudgetExhausted as exc:
         refused = AnswerOutcome(
@@ -171,7 +186,7 @@ def answer_stream(
         account=conversation.account,
         knowledge_base=conversation.knowledge_base,
         question=question,
-        history=_history(message) if history is None else history,
+        history=turns,
         user_id=conversation.user_id,
         request_id=request_id,
         # Past a soft threshold, answers take the cheaper route.
@@ -182,11 +197,12 @@ def answer_stream(
     )
     outcome = AnswerOutcome()
     stop_requested = _stop_poller(message_id, cancelled)
+    still_ours = _progress_stamper(message_id)
     compose = answer_compose(request, outcome)
     try:
         for text in compose:
             yield Token(text)
-            if stop_requested():
+            if stop_requested() or not still_ours():
                 compose.close()  # stops the provider call; outcome becomes "stopped"
                 break
     except Exception:
@@ -197,7 +213,11 @@ def answer_stream(
         outcome.sentences = ()
     finally:
         compose.close()
-        answer_persist(message=message, outcome=outcome)
+        if not answer_persist(message=message, outcome=outcome):
+            # The reaper failed it while this process was silent (or the retention purge
+            # emptied it): that verdict stands, and the hold is settled from the ledger.
+            spent = answer_spent(request_id=request_id)
+            message.input_tokens, message.output_tokens, message.cost = spent
         # What the ledger says it cost (zero for a cached or failed answer) replaces the hold.
         budget_settle(
             request_id=request_id,
@@ -247,16 +267,43 @@ def answer_budget_check(
     )
 
 
-def answer_estimate(question: str, route_name: str) -> dict[str, Any]:
-    """The most an answer on ``route_name`` can cost: a full context and a full answer, at
-    the price of the dearest entry of the route's chain (held until it is settled)."""
+def answer_estimate(
+    question: str, route_name: str, *, history: Sequence[Turn] = ()
+) -> dict[str, Any]:
+    """The most an answer on ``route_name`` can cost: a full context, the part of
+    ``history`` that goes into the prompt (at most CAIRN_HISTORY_MAX_TOKENS) and a full
+    answer, at the price of the dearest entry of the route's chain (held until settled)."""
     route = route_named(route_name)
-    prompt_tokens = count_tokens(question) + settings.CAIRN_CONTEXT_MAX_TOKENS + PROMPT_OVERHEAD
+    prompt_tokens = (
+        count_tokens(question) + settings.CAIRN_CONTEXT_MAX_TOKENS + PROMPT_OVERHEAD
+        + history_select(history).tokens
+    )  # fmt: skip
     usage = Usage(prompt_tokens, route.max_tokens)
     cost = max(
         (call_cost(usage, price_for(e.provider, e.model)) for e in route.chain), default=Decimal(0)
     )
     return {"tokens": prompt_tokens + route.max_tokens, "cost": cost}
+
+
+def _progress_stamper(message_id: int) -> Callable[[], bool]:
+    """Stamps the answer's ``progress_at`` (at most every answer_heartbeat_seconds()), the
+    sign of life that keeps the reaper away; False once the answer is no longer being
+    written here (the reaper failed it while this process was silent: stop generating)."""
+    last_stamp = time.monotonic()  # the claim stamped it
+
+    def still_ours() -> bool:
+        nonlocal last_stamp
+        now = time.monotonic()
+        if now - last_stamp < answer_heartbeat_seconds():
+            return True
+        last_stamp = now
+        return bool(
+            Message.objects.filter(pk=message_id, status=Message.Status.STREAMING).update(
+                progress_at=Now()
+            )
+        )
+
+    return still_ours
 
 
 def _stop_poller(message_id: int, cancelled: Callable[[], bool]) -> Callable[[], bool]:
@@ -291,12 +338,25 @@ def _citation(message: Message, ref: SourceRef, kind: str, live: set[int]) -> Ci
 
 
 @transaction.atomic
-def answer_persist(*, message: Message, outcome: AnswerOutcome) -> None:
+def answer_persist(*, message: Message, outcome: AnswerOutcome) -> bool:
     """Write the answer, its sentences as checked, its citations and what it cost (the sum
-    of its ledger rows)."""
-    usage = LlmCall.objects.filter(request_id=outcome.request_id).aggregate(
-        input_tokens=Sum("input_tokens"), output_tokens=Sum("output_tokens"), cost=Sum("cost")
+    of its ledger rows).
+
+    Only over an unfinished answer: one already final (the reaper failed it while this
+    process was silent, or the retention purge emptied it) is left as it is, and False
+    returned. The row lock keeps the reaper from failing it halfway through.
+    """
+    status = (
+        Message.objects.select_for_update()
+        .filter(pk=message.pk)
+        .values_list("status", flat=True)
+        .first()
     )
+    if status not in Message.UNFINISHED_STATUSES:
+        logger.warning("answer %s is already %s: this outcome is dropped", message.pk, status)
+        cache.delete(_stop_key(message.pk))
+        return False
+    spent = answer_spent(request_id=outcome.request_id)
     message.status = outcome.status
     message.problem = outcome.problem
     message.content = outcome.text
@@ -308,9 +368,7 @@ def answer_persist(*, message: Message, outcome: AnswerOutcome) -> None:
     message.route, message.provider, message.model = outcome.route, outcome.provider, outcome.model
     message.cached = outcome.cached
     message.request_id = outcome.request_id
-    message.input_tokens = usage["input_tokens"] or 0
-    message.output_tokens = usage["output_tokens"] or 0
-    message.cost = usage["cost"] or Decimal(0)
+    message.input_tokens, message.output_tokens, message.cost = spent
     ttft = outcome.time_to_first_token_ms
     message.time_to_first_token_ms = None if ttft is None else round(ttft)
     message.latency_ms = round(outcome.latency_ms)
@@ -327,3 +385,4 @@ def answer_persist(*, message: Message, outcome: AnswerOutcome) -> None:
     )
     Citation.objects.bulk_create([_citation(message, ref, kind, live) for ref, kind in refs])
     cache.delete(_stop_key(message.pk))
+    return True

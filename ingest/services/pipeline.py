@@ -101,17 +101,16 @@ def document_ingest(*, document_id: int) -> IngestOutcome:
         ):
             vectors = _embed(document, inputs, knowledge_base.embedding_model, report=True)
             next_vectors = None
-            if knowledge_base.reembedding_model:
-                next_vectors = _embed(
-                    document, inputs, knowledge_base.reembedding_model, report=False
-                )
+            next_model = knowledge_base.reembedding_model
+            if next_model:
+                next_vectors = _embed(document, inputs, next_model, report=False)
         with span("ingest.scan") as scan_span:
             verdicts = _scan(document, drafts)
             scan_span.set(flagged=sum(v.flagged for v in verdicts))
         with span("ingest.store", chunks=len(drafts)) as store_span:
             outcome = _swap_in(
                 claim, parsed, drafts, vectors, next_vectors, verdicts,
-                knowledge_base.embedding_model,
+                knowledge_base.embedding_model, next_model,
             )  # fmt: skip
             store_span.set(outcome=str(outcome))
         return outcome
@@ -238,6 +237,7 @@ def _swap_in(
     next_vectors: Vectors | None,
     verdicts: list[PassageVerdict],
     model_id: str,
+    next_model: str,
 ) -> IngestOutcome:
     with transaction.atomic():
         current = Document.objects.select_for_update().filter(pk=claim.document.pk).first()
@@ -250,16 +250,36 @@ def _swap_in(
         ):
             logger.info("document %s: superseded while processing", claim.document.pk)
             return IngestOutcome.SUPERSEDED
+        # The rows this version replaces, before the knowledge base: a re-embedding's swap
+        # locks chunks, then the knowledge base (kb.services.reembedding); same order here.
+        list(Chunk.objects.select_for_update().filter(document=current).values_list("pk"))
         knowledge_base = KnowledgeBase.objects.select_for_update().get(pk=current.knowledge_base_id)
-        model_switched = knowledge_base.embedding_model != model_id
-        if not model_switched:
+        live, pending = knowledge_base.embedding_model, knowledge_base.reembedding_model
+        model_switched = False
+        if live == model_id and pending == next_model:
             _write_chunks(current, parsed, drafts, vectors, next_vectors, verdicts)
+        elif live == model_id and not pending:  # the re-embedding was cancelled meanwhile
+            _write_chunks(current, parsed, drafts, vectors, None, verdicts)
+        elif live == next_model and not pending and next_vectors is not None:  # it finished
+            _write_chunks(current, parsed, drafts, next_vectors, None, verdicts)
+        else:  # a re-embedding started or changed model meanwhile: some vectors are missing
+            model_switched = True
     if model_switched:
-        # The knowledge base switched models meanwhile: these vectors are stale.
         _release_for_retry(current, "the knowledge base changed its embedding model")
         raise TransientIngestError("embedding model switched during ingestion")
     logger.info("document %s: ready, %s chunks", current.pk, len(drafts))
+    _units_embed_later(current)
     return IngestOutcome.READY
+
+
+def _units_embed_later(document: Document) -> None:
+    """Queue the embedding of the new chunks' quotable units, which searches and answers
+    would otherwise compute (kb.services.units); the document does not wait for it, and a
+    broker that cannot be reached is logged, never raised (searches embed them lazily)."""
+    from kb.tasks import units_embed_task
+
+    kb_id, document_id = document.knowledge_base_id, document.pk
+    transaction.on_commit(lambda: units_embed_task.delay(kb_id, document_id), robust=True)
 
 
 def _write_chunks(

@@ -27,7 +27,8 @@ from config.api_schema import ERROR_HEADERS, error_responses
 from kb.api.auth import request_account_ids
 from kb.api.serializers import KnowledgeBaseReferenceSerializer
 from kb.embeddings.base import EmbeddingError
-from kb.models import Account, ApiKey, KnowledgeBase
+from kb.embeddings.privacy import EmbeddingModelRefused, embedding_model_check
+from kb.models import Account, ApiKey, KnowledgeBase, default_embedding_model
 from kb.selectors.search import MODES, SearchHit, chunk_search
 from kb.services.knowledge_bases import KnowledgeBaseSlugTaken, knowledge_base_create
 
@@ -45,6 +46,18 @@ class ApiPagination(LimitOffsetPagination):
 
     def get_offset(self, request: Request) -> int:
         return min(super().get_offset(request), MAX_OFFSET)
+
+
+def reference_id(reference: object) -> int | None:
+    """The id a knowledge base reference spells, or None when it is a slug.
+
+    Only ASCII digits, at most 19 (a bigint): ``"²".isdigit()`` is true but ``int("²")``
+    raises, ``int("٣")`` is 3, and ``int()`` refuses more than 4,300 digits.
+    """
+    text = str(reference)
+    if text.isascii() and text.isdigit() and len(text) <= 19:
+        return int(text)
+    return None
 
 
 class AccountScopedApi(APIView):
@@ -81,8 +94,8 @@ class AccountScopedApi(APIView):
         ambiguous: 400, asking for the id.
         """
         lookup = Q(slug=reference)
-        if reference.isascii() and reference.isdigit():
-            lookup |= Q(pk=int(reference))
+        if (pk := reference_id(reference)) is not None:
+            lookup |= Q(pk=pk)
         candidates = KnowledgeBase.objects.filter(lookup)
         matches = list(self.scoped(candidates).select_related("account")[:3])
         by_id = [kb for kb in matches if str(kb.pk) == reference]
@@ -207,6 +220,10 @@ class KnowledgeBaseCreateApi(AccountScopedApi):
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
         account = self._account(data.pop("account", None))
+        try:
+            embedding_model_check(account=account, model_id=default_embedding_model())
+        except EmbeddingModelRefused as exc:
+            raise ValidationError({"embedding_model": str(exc)}) from exc
         try:
             knowledge_base = knowledge_base_create(account=account, **data)
         except (KnowledgeBaseSlugTaken, ValueError) as exc:

@@ -9,6 +9,7 @@ import numpy as np
 import openai
 
 from kb.embeddings.base import EmbeddingError, Vectors, normalise
+from kb.embeddings.privacy import embedding_policy_enforce
 from kb.embeddings.usage import EmbeddingUsage, report_embedding_usage
 
 OPENAI_PREFIX = "openai:"
@@ -39,6 +40,8 @@ class OpenAIEmbedder:
         )
 
     def embed(self, texts: Sequence[str]) -> Vectors:
+        # A third party: the account's privacy rules decide what, if anything, it sees.
+        texts = embedding_policy_enforce(self.model_id, texts)
         rows: list[list[float]] = []
         for start in range(0, len(texts), self.batch_size):
             batch = list(texts[start : start + self.batch_size])

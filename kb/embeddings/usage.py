@@ -31,6 +31,7 @@ class EmbeddingContext:
     account_id: int | None
     feature: str  # "ingestion", "query", "reembedding"…
     request_id: str = ""  # the answer the embedding was for, so its cost counts there
+    recorded: bool = True  # False: nobody's content, nobody's bill (the start-up warm-up)
 
 
 class UsageRecorder(Protocol):
@@ -51,22 +52,36 @@ def set_usage_recorder(recorder: UsageRecorder | None) -> None:
 
 @contextmanager
 def embedding_context(
-    *, account_id: int | None, feature: str, request_id: str | None = None
+    *,
+    account_id: int | None,
+    feature: str,
+    request_id: str | None = None,
+    recorded: bool | None = None,
 ) -> Iterator[None]:
     """Attribute embeddings made inside to ``account_id`` (and to the answer
-    ``request_id``; unsaid, an enclosing context's request id carries through)."""
+    ``request_id``; unsaid, an enclosing context's request id carries through, and so does
+    ``recorded=False``, which keeps them out of the usage ledger)."""
+    enclosing = _context.get()
     if request_id is None:
-        request_id = _context.get().request_id
-    token = _context.set(EmbeddingContext(account_id, feature, request_id))
+        request_id = enclosing.request_id
+    if recorded is None:
+        recorded = enclosing.recorded
+    token = _context.set(EmbeddingContext(account_id, feature, request_id, recorded))
     try:
         yield
     finally:
         _context.reset(token)
 
 
+def current_embedding_context() -> EmbeddingContext:
+    """Who the embeddings being made now are for (the privacy rules read it too)."""
+    return _context.get()
+
+
 def report_embedding_usage(usage: EmbeddingUsage) -> None:
-    if _recorder is not None:
-        _recorder(usage, _context.get())
+    context = _context.get()
+    if _recorder is not None and context.recorded:
+        _recorder(usage, context)
 
 
 @contextmanager

@@ -2,7 +2,10 @@
 
 A retrieved chunk is a *hit* for a question when its text contains one of the
 expected answer strings (case-insensitive, whitespace-normalised) or it comes
-from one of the expected source documents.
+from one of the expected source documents. That document-level hit is lenient (any
+chunk of an eight-document set's right document counts), so for questions that list
+``answers`` the report also gives **answer hit@k**: the share whose top k chunks
+contain a gold answer string itself.
 """
 
 from __future__ import annotations
@@ -30,11 +33,22 @@ def _source_matches(source: str, expected: Sequence[str]) -> bool:
     return source in expected or name in expected
 
 
-def is_hit(chunk: RetrievedChunk, question: GoldenQuestion) -> bool:
+def contains_answer(chunk: RetrievedChunk, question: GoldenQuestion) -> bool:
     text = _norm(chunk.text)
-    if any(_norm(answer) in text for answer in question.answers):
-        return True
-    return _source_matches(chunk.source, question.sources)
+    return any(_norm(answer) in text for answer in question.answers)
+
+
+def is_hit(chunk: RetrievedChunk, question: GoldenQuestion) -> bool:
+    return contains_answer(chunk, question) or _source_matches(chunk.source, question.sources)
+
+
+def first_answer_rank(
+    chunks: Sequence[RetrievedChunk], question: GoldenQuestion, k: int
+) -> int | None:
+    for rank, chunk in enumerate(chunks[:k], start=1):
+        if contains_answer(chunk, question):
+            return rank
+    return None
 
 
 def first_hit_rank(
@@ -79,6 +93,10 @@ class ModeReport:
     hit_at_10: float = 0.0
     mrr_at_10: float = 0.0
     ndcg_at_10: float | None = None
+    answer_questions: int = 0  # answerable questions that list answer strings
+    answer_hit_at_1: float | None = None
+    answer_hit_at_5: float | None = None
+    answer_hit_at_10: float | None = None
     latency_p50_ms: float = 0.0
     latency_p95_ms: float = 0.0
     unanswerable: int = 0
@@ -92,6 +110,7 @@ class ModeReport:
 @dataclass
 class _Accumulator:
     ranks: list[int | None] = field(default_factory=list)
+    answer_ranks: list[int | None] = field(default_factory=list)
     ndcgs: list[float] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)
     unanswerable_flags: list[bool] = field(default_factory=list)
@@ -104,6 +123,8 @@ class _Accumulator:
         self.ranks.append(rank)
         if rank is None:
             self.misses.append(question.question)
+        if question.answers:
+            self.answer_ranks.append(first_answer_rank(chunks, question, 10))
         ndcg = ndcg_at_k(chunks, question, 10)
         if ndcg is not None:
             self.ndcgs.append(ndcg)
@@ -119,6 +140,12 @@ class _Accumulator:
         def share(k: int) -> float:
             return sum(1 for r in self.ranks if r is not None and r <= k) / n if n else 0.0
 
+        def answer_share(k: int) -> float | None:
+            ranks = self.answer_ranks
+            if not ranks:
+                return None
+            return sum(1 for r in ranks if r is not None and r <= k) / len(ranks)
+
         flags = self.unanswerable_flags
         return ModeReport(
             mode=mode,
@@ -128,6 +155,10 @@ class _Accumulator:
             hit_at_10=share(10),
             mrr_at_10=sum(1 / r for r in self.ranks if r is not None) / n if n else 0.0,
             ndcg_at_10=statistics.fmean(self.ndcgs) if self.ndcgs else None,
+            answer_questions=len(self.answer_ranks),
+            answer_hit_at_1=answer_share(1),
+            answer_hit_at_5=answer_share(5),
+            answer_hit_at_10=answer_share(10),
             latency_p50_ms=percentile(self.latencies, 50),
             latency_p95_ms=percentile(self.latencies, 95),
             unanswerable=len(flags),

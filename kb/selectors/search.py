@@ -13,13 +13,21 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Literal
 
+import numpy as np
 from django.conf import settings
 
 from kb.embeddings.registry import get_embedder
 from kb.embeddings.usage import embedding_context
+from kb.linear import LinearModel
 from kb.models import Account, Chunk, KnowledgeBase
 from kb.search.fusion import RankedHit, reciprocal_rank_fusion
 from kb.search.keyword import keyword_indexes
+from kb.search.rerank import (
+    CandidateText,
+    rerank_features,
+    rerank_model,
+    rerank_order,
+)
 from kb.selectors.chunks import chunk_vector_neighbours
 
 SearchMode = Literal["hybrid", "vector", "keyword"]
@@ -80,6 +88,42 @@ def _vector_hits(
     return hits[:depth]
 
 
+def _reranker(
+    mode: SearchMode, knowledge_bases: Sequence[KnowledgeBase], wanted: bool | None
+) -> LinearModel | None:
+    """The reranker for this search, if it applies: hybrid mode, switched on, fitted,
+    and one embedding model across the knowledge bases (unit vectors must compare)."""
+    if mode != "hybrid" or not (settings.CAIRN_SEARCH_RERANK if wanted is None else wanted):
+        return None
+    if len({kb.embedding_model for kb in knowledge_bases}) != 1:
+        return None
+    return rerank_model()
+
+
+def _reranked(
+    model: LinearModel, query: str, embedding_model: str, hits: list[SearchHit]
+) -> list[SearchHit]:
+    rows = rerank_features(
+        question=query,
+        question_vector=np.asarray(query_embedding(embedding_model, query), dtype=np.float32),
+        hits=hits,
+        texts=[hit_text(hit) for hit in hits],
+        embedding_model=embedding_model,
+    )
+    return [hits[i] for i in rerank_order(model, rows)]
+
+
+def hit_text(hit: SearchHit) -> CandidateText:
+    chunk = hit.chunk
+    return CandidateText(
+        chunk.text,
+        chunk.document.title,
+        chunk.heading_path,
+        None if chunk.embedding is None else np.asarray(chunk.embedding, dtype=np.float32),
+        chunk.knowledge_base_id,
+    )
+
+
 def chunk_search(
     *,
     account: Account,
@@ -91,12 +135,15 @@ def chunk_search(
     rrf_k: int | None = None,
     weights: dict[str, float] | None = None,
     min_similarity: float | None = None,
+    rerank: bool | None = None,
 ) -> SearchResult:
     """The ``k`` chunks of ``account``'s ``knowledge_bases`` that best answer ``query``.
 
     Knowledge bases of other accounts are ignored, whatever the caller passes.
     ``nothing_relevant`` is true when no hit's cosine similarity reaches
-    ``min_similarity`` (keyword mode: when nothing matched at all).
+    ``min_similarity`` (keyword mode: when nothing matched at all). Hybrid results are
+    reranked sentence by sentence (kb.search.rerank) unless ``rerank`` (default:
+    CAIRN_SEARCH_RERANK) is off.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}")
@@ -122,8 +169,10 @@ def chunk_search(
         channels["keyword"] = [RankedHit(hit.chunk_id, hit.score) for hit in bm25]
         timings["keyword"] = (time.perf_counter() - started) * 1000
     fused = reciprocal_rank_fusion(channels, k=rrf_k or settings.CAIRN_RRF_K, weights=weights)
+    model = _reranker(mode, scoped, rerank)
+    pool = max(k, settings.CAIRN_RERANK_POOL) if model is not None else k
     started = time.perf_counter()
-    wanted = [hit.chunk_id for hit in fused[: k * 2]]  # spare rows for chunks deleted meanwhile
+    wanted = [hit.chunk_id for hit in fused[: pool * 2]]  # spare rows for chunks deleted meanwhile
     # Re-read under the tenant filter: the rows returned are live and the asker's own.
     rows = Chunk.objects.filter(pk__in=wanted, account=account).select_related("document")
     by_id = {chunk.pk: chunk for chunk in rows}
@@ -139,7 +188,12 @@ def chunk_search(
         )
         for hit in fused
         if hit.chunk_id in by_id
-    ][:k]
+    ][:pool]
+    if model is not None and len(hits) > 1:
+        started = time.perf_counter()
+        hits = _reranked(model, query, scoped[0].embedding_model, hits)
+        timings["rerank"] = (time.perf_counter() - started) * 1000
+    hits = hits[:k]
     if mode == "keyword":
         nothing_relevant = not hits
     else:

@@ -7,12 +7,11 @@ import json
 
 import pytest
 
-from benchmarks.semantic_cache import SQUAD, measure, parse_args, report
+from benchmarks.semantic_cache import measure, parse_args, report
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.mark.skipif(not SQUAD.is_dir(), reason=f"no SQuAD 2.0 sample at {SQUAD}")
 def test_the_smoke_mode_prints_a_table_and_one_json_line(capsys) -> None:
     args = parse_args(["--questions", "12", "--wordings", "2"])
 

@@ -7,6 +7,7 @@ from django.urls import reverse
 
 from chat.llm.providers.registry import reset_providers
 from chat.models import Conversation, Feedback, LlmCall, LlmRoute, Message
+from config.sliding_window import SLICES
 from tests.factories import make_account, make_knowledge_base
 from tests.support.api import api_client, error_of
 
@@ -184,8 +185,7 @@ def test_a_session_user_asks_through_the_api_too(help_kb, staff, client) -> None
 
 
 def test_too_many_questions_are_a_429_with_retry_after(help_kb, settings) -> None:
-    # Per hour, not per minute: a fixed window that rolls over between the second and the
-    # third question would let the third through (seen once on a loaded machine).
+    # Per hour, so the window cannot roll over during the test.
     settings.CAIRN_API_KEY_RATE_LIMIT = "2/h"
     client, _, _ = api_client(help_kb.account, ["answer"])
 
@@ -193,6 +193,7 @@ def test_too_many_questions_are_a_429_with_retry_after(help_kb, settings) -> Non
     limited = ask(client, "Refunds?")
 
     assert statuses == [200, 200, 429]
-    assert limited.status_code == 429 and 1 <= int(limited["Retry-After"]) <= 3600
+    # At most the hour and the slice the sliding window may overrun (config/sliding_window.py).
+    assert limited.status_code == 429 and 1 <= int(limited["Retry-After"]) <= 3600 + 3600 / SLICES
     error = error_of(limited)
     assert error["code"] == "rate_limited" and error["retry_after"] == int(limited["Retry-After"])

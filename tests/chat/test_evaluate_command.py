@@ -91,6 +91,6 @@ def test_evaluate_can_use_an_existing_knowledge_base(kb, tmp_path) -> None:
         stdout=out,
     )  # fmt: skip
 
-    assert "keyword    1   1.000" in out.getvalue()
+    assert "keyword     1   1.000" in out.getvalue()
     with pytest.raises(CommandError, match="no knowledge base with slug 'nope'"):
         call_command("evaluate", questions=questions, kb="nope", stdout=io.StringIO())

@@ -1,8 +1,9 @@
-"""Question rate limits: per user, per API key and per client address, the client address
-behind trusted proxies, and the 429 answers of the chat and the API.
+"""Question rate limits: per user, per API key and per client address, in sliding windows
+that hold at window boundaries, the client address behind trusted proxies, and the 429
+answers of the chat and the API.
 
-The rates are per hour, not per minute, so that a test almost never straddles the end of
-a window (which would start the count over).
+Tests that aim at a window boundary move the counters' clock by hand; the others run on
+the real clock, which cannot matter: a sliding window never starts its count over.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from django.urls import reverse
 from chat.models import Conversation
 from chat.ratelimits import client_ip, question_limits_check
 from chat.services.conversations import conversation_start
+from config.sliding_window import SLICES
 from tests.factories import make_user
 from tests.support.api import api_client, error_of
+from tests.support.clock import MIDNIGHT, HandClock, hand_clock_install
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 ANSWERS = "/api/v1/answers"
@@ -31,6 +34,11 @@ def _fresh_counters(settings):
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture
+def hand_clock(monkeypatch) -> HandClock:
+    return hand_clock_install(monkeypatch)
 
 
 def ask_in_chat(client, kb, address="203.0.113.1", **extra):
@@ -49,7 +57,7 @@ def ask_api(client, address="203.0.113.1", **extra):
 
 def retry_after(response) -> int:
     seconds = int(response["Retry-After"])
-    assert 1 <= seconds <= 3600
+    assert 1 <= seconds <= 3600 + 3600 / SLICES  # an hour, and the slice the window may overrun
     return seconds
 
 
@@ -153,6 +161,57 @@ def test_an_empty_rate_turns_its_limit_off(settings) -> None:
     results = [question_limits_check(request=request, user_id=None, api_key_id=1) for _ in range(5)]
 
     assert results == [None] * 5
+
+
+# --- window boundaries -------------------------------------------------------------------
+
+
+def test_a_burst_straddling_a_window_boundary_gets_no_more_than_the_rate(
+    settings, hand_clock
+) -> None:
+    # Issue 16: 104 questions in 10 s from one address all passed a 100/min limit
+    settings.CAIRN_IP_RATE_LIMIT = "100/m"
+    request = RequestFactory().post("/", REMOTE_ADDR="203.0.113.8")
+    results = []
+    for i in range(104):
+        hand_clock.at(MIDNIGHT + 60 - 5 + i * 10 / 104)
+        results.append(question_limits_check(request=request, user_id=None))
+
+    assert results[:100] == [None] * 100
+    assert all(r is not None and r.limit == "ip" for r in results[100:])
+    assert all(50 <= r.retry_after <= 60 + 6 for r in results[100:] if r is not None)
+
+
+@pytest.mark.django_db
+def test_the_api_holds_the_rate_across_a_window_boundary(help_kb, settings, hand_clock) -> None:
+    settings.CAIRN_API_KEY_RATE_LIMIT = "3/m"
+    client, _, _ = api_client(help_kb.account, ["answer"])
+
+    hand_clock.at(MIDNIGHT + 60 - 1)
+    before = [ask_api(client).status_code for _ in range(3)]
+    hand_clock.at(MIDNIGHT + 60 + 1)
+    after = [ask_api(client) for _ in range(3)]
+
+    assert before == [200, 200, 200]
+    assert [r.status_code for r in after] == [429, 429, 429]
+    assert error_of(after[-1])["retry_after"] == retry_after(after[-1]) >= 58
+
+
+@pytest.mark.django_db
+def test_after_the_wait_it_gives_the_next_question_passes(
+    help_kb, staff, client, settings, hand_clock
+) -> None:
+    settings.CAIRN_CHAT_RATE_LIMIT = "2/m"
+    client.force_login(staff)
+    for _ in range(2):
+        ask_in_chat(client, help_kb, **HTMX)
+        hand_clock.advance(20)
+    refused = ask_in_chat(client, help_kb, **HTMX)
+
+    hand_clock.advance(retry_after(refused))
+    after_the_wait = ask_in_chat(client, help_kb, **HTMX)
+
+    assert refused.status_code == 429 and after_the_wait.status_code == 200
 
 
 # --- the client's address behind proxies ------------------------------------------------

@@ -63,7 +63,7 @@ def test_hybrid_hits_carry_both_channels_ranks_and_scores(kb) -> None:
     assert top.keyword_score is not None and top.keyword_score > 0
     assert top.fused_score == pytest.approx(2 / 61)
     assert not result.nothing_relevant
-    assert set(result.timings_ms) == {"vector", "keyword", "load"}
+    assert set(result.timings_ms) == {"vector", "keyword", "load", "rerank"}
 
 
 @pytest.mark.parametrize("mode", ["hybrid", "vector", "keyword"])

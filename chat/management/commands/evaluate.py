@@ -7,27 +7,27 @@ from thumbs-down answers (chat.models.GoldenCase), each on its own knowledge bas
 from __future__ import annotations
 
 import json
-import uuid
 from pathlib import Path
 from typing import Any
 
-from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from chat.evaluation import AnswerReport, answers_evaluate, evaluation_providers
+from chat.evaluation import (
+    AnswerReport,
+    NoDocuments,
+    answers_evaluate,
+    evaluation_providers,
+    golden_documents_load,
+)
 from chat.models import GoldenCase
 from chat.services.golden_cases import golden_cases_run, golden_question
-from ingest.management.commands.ingest import collect_files
-from ingest.services.pipeline import document_ingest
-from ingest.services.uploads import UploadRejected, document_create
 from kb.evaluation.golden import GoldenQuestion, GoldenSetError, load_questions
 from kb.evaluation.metrics import ModeReport
 from kb.evaluation.runner import retrieval_evaluate
 from kb.models import Account, KnowledgeBase
 from kb.selectors.knowledge_bases import KnowledgeBaseNotFound, knowledge_base_by_slug
 from kb.selectors.search import MODES, SearchMode
-from kb.services.accounts import account_ensure, knowledge_base_ensure
 from kb.services.documents import accounts_delete
 
 
@@ -53,6 +53,12 @@ class Command(BaseCommand):
         parser.add_argument("--json", type=Path, help="Also write the report as JSON here.")
         parser.add_argument("--min-hit-at-5", type=float, help="Fail if hybrid hit@5 is lower.")
         parser.add_argument("--min-mrr", type=float, help="Fail if hybrid MRR@10 is lower.")
+        parser.add_argument(
+            "--min-answer-hit-at-1", type=float, help="Fail if hybrid answer hit@1 is lower."
+        )
+        parser.add_argument(
+            "--min-answer-hit-at-5", type=float, help="Fail if hybrid answer hit@5 is lower."
+        )
         parser.add_argument(
             "--answers", action="store_true",
             help="Also answer every question through the pipeline (the configured routes).",
@@ -124,7 +130,7 @@ class Command(BaseCommand):
         }
         if answers is not None:
             report["answers"] = answers.as_dict(with_cases=True)
-        failures = self._gate(reports, options["min_hit_at_5"], options["min_mrr"])
+        failures = self._gate(reports, options)
         if answers is not None:
             failures += self._gate_answers(answers, options)
         return report, failures
@@ -173,11 +179,7 @@ class Command(BaseCommand):
             passed, total = passed + run.passed, total + len(run.results)
             # Retrieval is gated only where there is something to find (not all "does not
             # say" cases).
-            gates = (
-                self._gate(reports, options["min_hit_at_5"], options["min_mrr"])
-                if any(r.questions for r in reports)
-                else []
-            )
+            gates = self._gate(reports, options) if any(r.questions for r in reports) else []
             failures += [f"{label}: {f}" for f in gates + self._gate_answers(answers, options)]
             results.append(
                 {
@@ -230,34 +232,25 @@ class Command(BaseCommand):
         return failures
 
     def _load(self, folder: Path) -> tuple[Account, KnowledgeBase]:
-        account = account_ensure(slug=f"eval-{uuid.uuid4().hex[:8]}", name="Evaluation")
-        knowledge_base = knowledge_base_ensure(account=account, slug="golden", name="Golden set")
-        files = collect_files([str(folder)])
-        if not files:
-            raise CommandError(f"{folder}: no supported documents")
-        for path, source in tqdm(files, desc="Loading", unit="doc", disable=None):
-            with path.open("rb") as handle:
-                try:
-                    document = document_create(
-                        knowledge_base=knowledge_base,
-                        upload=File(handle, name=path.name),
-                        source=path.name,
-                    ).document
-                except UploadRejected as exc:
-                    self.stderr.write(f"skipped {source}: {exc.reason}")
-                    continue
-            document_ingest(document_id=document.pk)
-        return account, knowledge_base
+        try:
+            return golden_documents_load(
+                folder,
+                on_skip=lambda source, reason: self.stderr.write(f"skipped {source}: {reason}"),
+            )
+        except NoDocuments as exc:
+            raise CommandError(str(exc)) from exc
 
     def _print(self, reports: list[ModeReport]) -> None:
-        header = f"{'mode':<8}{'n':>4}{'hit@1':>8}{'hit@5':>8}{'hit@10':>8}{'MRR@10':>8}"
-        header += f"{'nDCG@10':>9}{'p50 ms':>8}{'p95 ms':>8}"
+        header = f"{'mode':<8}{'n':>5}{'hit@1':>8}{'hit@5':>8}{'hit@10':>8}{'MRR@10':>8}"
+        header += f"{'nDCG@10':>9}{'ans@1':>7}{'ans@5':>7}{'p50 ms':>8}{'p95 ms':>8}"
         self.stdout.write(header)
         for r in reports:
             ndcg = f"{r.ndcg_at_10:.3f}" if r.ndcg_at_10 is not None else "-"
+            answer_1 = "-" if r.answer_hit_at_1 is None else f"{r.answer_hit_at_1:.3f}"
+            answer_5 = "-" if r.answer_hit_at_5 is None else f"{r.answer_hit_at_5:.3f}"
             self.stdout.write(
-                f"{r.mode:<8}{r.questions:>4}{r.hit_at_1:>8.3f}{r.hit_at_5:>8.3f}"
-                f"{r.hit_at_10:>8.3f}{r.mrr_at_10:>8.3f}{ndcg:>9}"
+                f"{r.mode:<8}{r.questions:>5}{r.hit_at_1:>8.3f}{r.hit_at_5:>8.3f}"
+                f"{r.hit_at_10:>8.3f}{r.mrr_at_10:>8.3f}{ndcg:>9}{answer_1:>7}{answer_5:>7}"
                 f"{r.latency_p50_ms:>8.1f}{r.latency_p95_ms:>8.1f}"
             )
         first = reports[0]
@@ -273,13 +266,19 @@ class Command(BaseCommand):
             )
 
     @staticmethod
-    def _gate(reports: list[ModeReport], min_hit: float | None, min_mrr: float | None) -> list[str]:
+    def _gate(reports: list[ModeReport], options: dict[str, Any]) -> list[str]:
         hybrid = next((r for r in reports if r.mode == "hybrid"), None)
         failures: list[str] = []
         if hybrid is None:
             return failures
-        if min_hit is not None and hybrid.hit_at_5 < min_hit:
-            failures.append(f"hybrid hit@5 {hybrid.hit_at_5:.3f} < {min_hit}")
-        if min_mrr is not None and hybrid.mrr_at_10 < min_mrr:
-            failures.append(f"hybrid MRR@10 {hybrid.mrr_at_10:.3f} < {min_mrr}")
+        gates = [
+            ("hit@5", hybrid.hit_at_5, options["min_hit_at_5"]),
+            ("MRR@10", hybrid.mrr_at_10, options["min_mrr"]),
+            ("answer hit@1", hybrid.answer_hit_at_1, options.get("min_answer_hit_at_1")),
+            ("answer hit@5", hybrid.answer_hit_at_5, options.get("min_answer_hit_at_5")),
+        ]
+        for name, value, low in gates:
+            if low is not None and (value is None or value < low):
+                shown = "-" if value is None else f"{value:.3f}"
+                failures.append(f"hybrid {name} {shown} < {low}")
         return failures

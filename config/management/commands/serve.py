@@ -135,8 +135,10 @@ class Command(BaseCommand):
             host,
             "--port",
             str(port),
+            # The lifespan start-up starts the warm-up (config/asgi.py, config/warmup.py);
+            # /readyz, which _wait_until_ready polls, says 503 "warming" until it is done.
             "--lifespan",
-            "off",
+            "on",
             "--timeout-graceful-shutdown",
             "10",
         ]
