@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -54,21 +53,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    HOME.mkdir(parents=True, exist_ok=True)
-    os.environ.update({"CAIRN_HOME": str(HOME), "DJANGO_SETTINGS_MODULE": "config.settings",
-                       "CAIRN_LOG_LEVEL": "WARNING"})  # fmt: skip
-    for name in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"):
-        os.environ.pop(name, None)
     sys.path.insert(0, str(REPO_ROOT))
-    from config.bootstrap import ensure_embedded_database
+    from benchmarks._embedded import embedded_django
 
-    ensure_embedded_database(stop_at_exit=True)
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+    embedded_django(HOME)
     report(measure(args))
 
 

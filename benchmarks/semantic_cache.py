@@ -45,7 +45,6 @@ import argparse
 import io
 import json
 import logging
-import os
 import random
 import re
 import shutil
@@ -122,23 +121,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    HOME.mkdir(parents=True, exist_ok=True)
-    os.environ.update({"CAIRN_HOME": str(HOME), "DJANGO_SETTINGS_MODULE": "config.settings",
-                       "CAIRN_LOG_LEVEL": "WARNING"})  # fmt: skip
-    for name in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"):
-        os.environ.pop(name, None)
     sys.path.insert(0, str(REPO_ROOT))
-    from config.bootstrap import ensure_embedded_database
+    from benchmarks._embedded import embedded_django
 
-    ensure_embedded_database(stop_at_exit=True)
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
+    embedded_django(HOME)
     # Every miss ends on the static message (see _NoGeneration): expected, not news.
     logging.getLogger("chat.llm.gateway").setLevel(logging.ERROR)
-    call_command("migrate", verbosity=0)
     report(measure(args))
 
 

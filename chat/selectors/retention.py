@@ -7,7 +7,7 @@ from datetime import datetime
 
 from chat.models import Citation, Conversation, Feedback, Message, SemanticCacheEntry
 
-UNFINISHED = (Message.Status.PENDING, Message.Status.STREAMING)
+UNFINISHED = Message.UNFINISHED_STATUSES
 
 
 @dataclass
