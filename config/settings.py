@@ -392,17 +392,6 @@ CAIRN_BM25_STOP_WORDS = env_str(
     "english",
     help="Stop words dropped from documents and queries alike: english or none.",
 )
-CAIRN_BM25_REFRESH_SECONDS = env_float(
-    "CAIRN_BM25_REFRESH_SECONDS",
-    1.0,
-    help="How often a process checks whether a knowledge base changed (keyword index).",
-)
-CAIRN_BM25_MAX_POSTINGS = env_int(
-    "CAIRN_BM25_MAX_POSTINGS",
-    30_000_000,
-    help="Memory bound of the keyword indexes per process, in postings (about 40 bytes "
-    "each); least recently used knowledge bases are evicted beyond it.",
-)
 
 # --- Retention -------------------------------------------------------------------
 

@@ -259,6 +259,13 @@ class Chunk(models.Model):
     # listed for admins and marked as untrusted data in prompts.
     safety_flags = ArrayField(models.CharField(max_length=40), default=list, blank=True)
     injection_score = models.FloatField(null=True, blank=True)
+    # What the keyword index holds for this chunk (kb.search.keyword): its distinct terms,
+    # sorted, with their counts, and the tokenisation that made them ("" = not indexed).
+    # Database triggers (migration 0011) keep the shared postings and statistics equal
+    # to these columns in the same transaction, whoever writes or deletes the row.
+    keyword_terms = ArrayField(models.TextField(), default=list, blank=True)
+    keyword_tfs = ArrayField(models.PositiveIntegerField(), default=list, blank=True)
+    keyword_scheme = models.CharField(max_length=40, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -438,3 +445,61 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_action_display()}: {self.target_repr or self.target_type}"
+
+
+# --- The shared keyword index (kb.search.keyword) ------------------------------------
+# Written only by the database triggers of migration 0011, read only by
+# kb.search.keyword. The Django foreign keys are declarations without constraints
+# (DO_NOTHING): the database's own, ON DELETE CASCADE, are made by the migration, and
+# postings carry plain ids so that writing millions of them checks no constraint.
+
+
+class KeywordStats(models.Model):
+    """Per knowledge base: indexed chunks and their total length in terms (BM25's N and
+    avgdl); ``version`` moves with every change (it keys the per-process mean-idf cache)."""
+
+    knowledge_base = models.OneToOneField(
+        KnowledgeBase, on_delete=models.DO_NOTHING, primary_key=True, related_name="+",
+        db_constraint=False,
+    )  # fmt: skip
+    chunks = models.BigIntegerField(default=0)
+    total_length = models.BigIntegerField(default=0)
+    version = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.knowledge_base_id}: {self.chunks} chunks"
+
+
+class KeywordTerm(models.Model):
+    """A term of a knowledge base's vocabulary and its document frequency."""
+
+    id = models.AutoField(primary_key=True)
+    knowledge_base = models.ForeignKey(
+        KnowledgeBase, on_delete=models.DO_NOTHING, related_name="+", db_index=False,
+        db_constraint=False,
+    )  # fmt: skip
+    term = models.TextField()
+    df = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["knowledge_base", "term"], name="kb_keywordterm_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.term} ({self.df})"
+
+
+class KeywordPosting(models.Model):
+    """One term in one chunk: its count, and the chunk's length (so scoring reads no
+    chunk). The primary key's index covers tf and doc_len (INCLUDE, made by the
+    migration): a query's postings are read from the index alone."""
+
+    pk = models.CompositePrimaryKey("term_id", "chunk_id")
+    term_id = models.IntegerField()
+    chunk_id = models.BigIntegerField()
+    tf = models.IntegerField()
+    doc_len = models.IntegerField()
+
+    def __str__(self) -> str:
+        return f"term {self.term_id} in chunk {self.chunk_id}"

@@ -44,6 +44,7 @@ from kb.embeddings.registry import get_embedder
 from kb.embeddings.usage import embedding_context
 from kb.guard.passages import PassageVerdict, passage_scan
 from kb.models import Chunk, Document, KnowledgeBase
+from kb.search.keyword import chunk_keywords
 
 logger = logging.getLogger(__name__)
 
@@ -314,6 +315,8 @@ def _write_chunks(
                 embedding_next=None if next_vectors is None else next_vectors[i],
                 safety_flags=list(verdicts[i].flags),
                 injection_score=verdicts[i].injection_score,
+                # Indexed for keyword search by the database, in this transaction.
+                **chunk_keywords(heading_path=draft.heading_path[:1000], text=draft.text),
             )
             for i, draft in enumerate(drafts)
         ],

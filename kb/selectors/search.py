@@ -1,8 +1,8 @@
 """chunk_search: the one retrieval entry point for the chat, the API and evaluation.
 
 Hybrid by default: the vector channel (HNSW cosine in PostgreSQL) and the
-keyword channel (exact BM25 in memory) each propose candidates within the
-asker's account and knowledge bases, and reciprocal rank fusion orders them.
+keyword channel (exact BM25 over the shared index in PostgreSQL) each propose
+candidates within the asker's account and knowledge bases, and reciprocal rank fusion orders them.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from kb.embeddings.usage import embedding_context
 from kb.linear import LinearModel
 from kb.models import Account, Chunk, KnowledgeBase
 from kb.search.fusion import RankedHit, reciprocal_rank_fusion
-from kb.search.keyword import keyword_indexes
+from kb.search.keyword import keyword_search
 from kb.search.rerank import (
     CandidateText,
     rerank_features,
@@ -160,7 +160,7 @@ def chunk_search(
         timings["vector"] = (time.perf_counter() - started) * 1000
     if mode in ("hybrid", "keyword"):
         started = time.perf_counter()
-        bm25 = keyword_indexes.search(
+        bm25 = keyword_search(
             account_id=account.pk,
             knowledge_base_ids=[kb.pk for kb in scoped],
             query=query,

@@ -6,7 +6,6 @@ import pytest
 
 from chat.models import LlmCall
 from ingest.services.pipeline import document_ingest
-from kb.search.keyword import keyword_indexes
 from kb.selectors.search import _query_embedding, chunk_search
 from tests.factories import upload
 
@@ -14,7 +13,6 @@ pytestmark = pytest.mark.django_db
 
 
 def test_ingestion_and_query_embeddings_are_recorded_per_account(kb) -> None:
-    keyword_indexes.clear()
     _query_embedding.cache_clear()
     document = upload(kb, "refunds.md", b"# Refunds\n\nRefunds are paid within 14 days.\n").document
 

@@ -24,7 +24,6 @@ from config.warmup import WarmUpState, warm_up
 from ingest.services.pipeline import document_ingest
 from kb.embeddings.local import MINILM_MODEL_ID
 from kb.embeddings.registry import get_embedder, reset_embedders
-from kb.search.keyword import keyword_indexes
 from tests.factories import upload
 from tests.support.processes import REPO_ROOT, free_port, manage_env
 from tests.support.worker import _database_url
@@ -68,18 +67,16 @@ def test_without_a_lifespan_start_up_there_is_no_warm_up(client) -> None:
     assert "warm_up" not in client.get("/readyz").json()["checks"]
 
 
-def test_the_warm_up_loads_the_model_and_the_keyword_index_and_bills_nobody(kb) -> None:
+def test_the_warm_up_loads_the_model_searches_each_knowledge_base_and_bills_nobody(kb) -> None:
     document_ingest(
         document_id=upload(kb, "faq.md", b"# FAQ\n\nRefunds take five days.").document.pk
     )
     reset_embedders()
-    keyword_indexes.clear()
     calls_before = LlmCall.objects.count()
 
     assert warm_up() == 1
 
     assert get_embedder(MINILM_MODEL_ID)._model is not None  # type: ignore[attr-defined]
-    assert kb.pk in keyword_indexes._indexes
     assert LlmCall.objects.count() == calls_before
 
 

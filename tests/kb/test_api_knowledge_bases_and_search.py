@@ -10,7 +10,6 @@ from rest_framework.test import APIClient
 
 from ingest.services.pipeline import document_ingest
 from kb.models import Document, KnowledgeBase, Membership
-from kb.search.keyword import keyword_indexes
 from tests.factories import make_account, make_knowledge_base, make_user, upload
 from tests.support.api import api_client, error_of
 
@@ -34,14 +33,6 @@ SECRET = b"""# Nightingale
 
 Project Nightingale refunds are confidential and handled by the finance team.
 """
-
-
-@pytest.fixture(autouse=True)
-def _fresh_keyword_indexes(settings):
-    settings.CAIRN_BM25_REFRESH_SECONDS = 0.0
-    keyword_indexes.clear()
-    yield
-    keyword_indexes.clear()
 
 
 def ingested(knowledge_base: KnowledgeBase, name: str, content: bytes) -> Document:

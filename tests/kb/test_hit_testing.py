@@ -6,14 +6,12 @@ import pytest
 from django.urls import reverse
 
 from ingest.services.pipeline import document_ingest
-from kb.search.keyword import keyword_indexes
 from tests.factories import make_account, make_knowledge_base, make_user, upload
 
 pytestmark = pytest.mark.django_db
 
 
 def test_hit_testing_shows_ranked_chunks_with_channel_scores(client, kb) -> None:
-    keyword_indexes.clear()
     document = upload(kb, "refunds.md", b"# Refunds\n\nRefunds are paid within 14 days.\n").document
     document_ingest(document_id=document.pk)
     client.force_login(make_user(account=kb.account, role="staff"))

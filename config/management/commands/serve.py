@@ -12,6 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from io import StringIO
 from typing import Any
 
 from django.conf import settings
@@ -61,6 +62,9 @@ class Command(BaseCommand):
         require(check_broker())
 
         call_command("migrate", interactive=False, verbosity=0)
+        # Chunks from before the shared keyword index, or from an older tokenisation
+        # (a no-op query otherwise); online, so it could also run beside the server.
+        call_command("keyword_reindex", verbosity=0, stdout=StringIO())
         self._first_run_setup(load_demo=settings.CAIRN_LOAD_DEMO and not options["no_demo"])
 
         supervisor = Supervisor()
