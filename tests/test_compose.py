@@ -70,3 +70,30 @@ def test_app_services_start_after_migrations_and_healthy_dependencies(compose) -
         assert depends["migrate"]["condition"] == "service_completed_successfully"
     migrate = compose["services"]["migrate"]["depends_on"]
     assert migrate["db"]["condition"] == "service_healthy"
+
+
+def test_web_runs_as_two_replicas_on_their_own_host_ports(compose) -> None:
+    web = compose["services"]["web"]
+    (mapping,) = web["ports"]
+    host_ports, _ = str(mapping).rsplit(":", 1)
+    low, _, high = host_ports.partition("-")
+
+    assert web["deploy"]["replicas"] == 2
+    # One fixed host port would let only one replica start: a range, a port for each.
+    assert high and int(high) - int(low) + 1 >= web["deploy"]["replicas"], mapping
+
+
+def test_the_processes_of_a_web_replica_count_metrics_into_one_folder_emptied_at_start(
+    compose,
+) -> None:
+    web = compose["services"]["web"]
+    folder = web["environment"]["PROMETHEUS_MULTIPROC_DIR"]
+
+    # Several uvicorn processes per replica, one folder for them: a tmpfs, new at each start
+    assert int(next(a for a in web["command"] if a.startswith("--workers=")).split("=")[1]) > 1
+    assert folder in [entry.split(":")[0] for entry in web["tmpfs"]]
+    # and the rest of the app's environment still applies
+    assert (
+        web["environment"]["DATABASE_URL"]
+        == compose["services"]["worker"]["environment"]["DATABASE_URL"]
+    )

@@ -1,0 +1,1 @@
+"""Tests that run several Cairn processes at once, the way a deployment does."""
