@@ -44,8 +44,6 @@ SERVER_ENV = {
     "CAIRN_BREAKER_THRESHOLD": "2",
     "CAIRN_LLM_RETRIES": "0",
     "CAIRN_METRICS_TOKEN": METRICS_TOKEN,
-    # Read only by the per-process keyword index, if this tree still has it (it checks a
-    # knowledge base's content_version at most this often); a shared index ignores it.
 }
 SEARCH_DEADLINE_SECONDS = 1.0
 
