@@ -44,9 +44,12 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from kb.selectors.search import SearchMode
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CACHE = REPO_ROOT / "benchmarks" / ".cache" / "retrieval"
@@ -57,7 +60,7 @@ MANUALS = {
 }
 NOISE_SIGMA = 0.01
 DEFAULT_SIZES = "50000,100000,250000,500000"
-MODES = ("hybrid", "vector", "keyword")
+MODES: tuple[SearchMode, ...] = ("hybrid", "vector", "keyword")
 
 
 @dataclass(frozen=True)

@@ -113,6 +113,15 @@ def _reranked(
     return [hits[i] for i in rerank_order(model, rows)]
 
 
+# The fields chunk_search loads for each hit (SearchHit.chunk and its .document).
+HIT_CHUNK_FIELDS = (
+    "id", "document", "account", "knowledge_base", "document_version", "ordinal", "text",
+    "heading_path", "char_start", "char_end", "page", "token_count", "embedding",
+    "safety_flags", "injection_score",
+)  # fmt: skip
+HIT_DOCUMENT_FIELDS = ("id", "account", "knowledge_base", "title", "source", "version")
+
+
 def hit_text(hit: SearchHit) -> CandidateText:
     chunk = hit.chunk
     return CandidateText(
@@ -174,7 +183,14 @@ def chunk_search(
     started = time.perf_counter()
     wanted = [hit.chunk_id for hit in fused[: pool * 2]]  # spare rows for chunks deleted meanwhile
     # Re-read under the tenant filter: the rows returned are live and the asker's own.
-    rows = Chunk.objects.filter(pk__in=wanted, account=account).select_related("document")
+    # Only what hits are read for (chat context and citations, the API, evaluation, the
+    # reranker's chunk.embedding): not the document's parsed text, nor the re-embedding
+    # vector or keyword columns. A field left out would cost a query per hit.
+    rows = (
+        Chunk.objects.filter(pk__in=wanted, account=account)
+        .select_related("document")
+        .only(*HIT_CHUNK_FIELDS, *(f"document__{name}" for name in HIT_DOCUMENT_FIELDS))
+    )
     by_id = {chunk.pk: chunk for chunk in rows}
     timings["load"] = (time.perf_counter() - started) * 1000
     hits = [
