@@ -19,8 +19,13 @@ from chat.models import Message
 from chat.presentation import problem_text
 from chat.rendering import streamed_text_html
 from chat.selectors.conversations import message_for_user
-from chat.services.answers import Finished, Token, answer_stream
-from chat.streaming import Heartbeat, Relay, closing_connection, event_stream_response
+from chat.services.answers import Finished, Token
+from chat.streaming import (
+    Heartbeat,
+    answer_stream_events,
+    closing_connection,
+    event_stream_response,
+)
 
 
 def sse_event(event: str, data: str) -> str:
@@ -50,11 +55,13 @@ async def answer_events(
     message = await sync_to_async(closing_connection(_asked_message))(request, message_id)
     if message is None:
         return HttpResponse("Log in to read answers.", status=403, content_type="text/plain")
-    relay = Relay(lambda cancelled: answer_stream(message_id=message.pk, cancelled=cancelled))
 
     async def body() -> AsyncIterator[str]:
         yield "retry: 3000\n\n"
-        async for item in relay.events(heartbeat=settings.CAIRN_SSE_HEARTBEAT_SECONDS):
+        stream = answer_stream_events(
+            message_id=message.pk, heartbeat=settings.CAIRN_SSE_HEARTBEAT_SECONDS
+        )
+        async for item in stream:
             if isinstance(item, Heartbeat):
                 yield ": heartbeat\n\n"
             elif isinstance(item, Token):

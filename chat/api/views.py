@@ -16,7 +16,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.core.cache import cache
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
+from django.db import connection, transaction
 from django.http import HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -39,7 +39,12 @@ from chat.selectors.budgets import budget_headers, budget_standing
 from chat.services.answers import Finished, Token, answer_stream
 from chat.services.conversations import conversation_start, question_ask
 from chat.services.feedback import FeedbackRejected, feedback_give
-from chat.streaming import Heartbeat, Relay, closing_connection, event_stream_response
+from chat.streaming import (
+    Heartbeat,
+    answer_stream_events,
+    closing_connection,
+    event_stream_response,
+)
 from config.api_errors import (
     ApplicationError,
     Conflict,
@@ -244,14 +249,14 @@ class AnswerCreateApi(APIView):
             raise ApplicationError(str(exc), code="invalid_question") from exc
 
     def _stream(self, request: Request, answer: Message) -> StreamingHttpResponse:
-        relay = Relay(lambda cancelled: answer_stream(message_id=answer.pk, cancelled=cancelled))
         absolute = request.build_absolute_uri
 
         def final(message_id: int) -> dict[str, Any]:
             return answer_data(Message.objects.get(pk=message_id), absolute=absolute)
 
         async def events() -> AsyncIterator[str]:
-            async for item in relay.events(heartbeat=SSE_HEARTBEAT_SECONDS):
+            stream = answer_stream_events(message_id=answer.pk, heartbeat=SSE_HEARTBEAT_SECONDS)
+            async for item in stream:
                 if isinstance(item, Heartbeat):
                     yield ": heartbeat\n\n"
                 elif isinstance(item, Token):
@@ -269,6 +274,9 @@ class AnswerCreateApi(APIView):
         response = event_stream_response(events())
         for name, value in _standing_headers(request).items():  # before this answer's cost
             response[name] = value
+        # Django would keep this request thread's connection until the stream ends: one
+        # idle PostgreSQL connection per open stream (200 streams: past max_connections).
+        connection.close()
         return response
 
 

@@ -2,7 +2,9 @@
 
 An answer is claimed with a conditional update (pending → streaming), so however
 many streams a browser opens for it, and on whichever web process, exactly one
-generates it; the others wait for it to finish and then show the result.
+generates it; the others wait for it to finish and then show the result. The SSE
+views claim with answer_claim and wait on their event loop (chat.streaming), so an
+extra reader holds no generation thread; answer_stream is the blocking form.
 """
 
 from __future__ import annotations
@@ -118,14 +120,37 @@ def _history(message: Message) -> tuple[Turn, ...]:
     return tuple(Turn(a.question.content, a.content) for a in list(answers)[::-1] if a.question)
 
 
+def answer_wait_seconds() -> float:
+    """How long a second reader waits for the stream generating the answer."""
+    return float(settings.CAIRN_LLM_REQUEST_TIMEOUT + 60)
+
+
 def _wait_for(message_id: int, cancelled: Callable[[], bool]) -> None:
     """Another stream is generating this answer: wait until it is final."""
-    deadline = time.monotonic() + settings.CAIRN_LLM_REQUEST_TIMEOUT + 60
+    deadline = time.monotonic() + answer_wait_seconds()
     while time.monotonic() < deadline and not cancelled():
-        status = Message.objects.filter(pk=message_id).values_list("status", flat=True).first()
-        if status is None or status in Message.FINAL_STATUSES:
+        if answers_final_among(message_ids=frozenset([message_id])):
             return
         time.sleep(WAIT_POLL_SECONDS)
+
+
+def answers_final_among(*, message_ids: frozenset[int]) -> set[int]:
+    """Those of ``message_ids`` that are final (or gone): one query for all the readers
+    of a process that wait on answers other streams are generating."""
+    unfinished = Message.objects.filter(
+        pk__in=message_ids, status__in=Message.UNFINISHED_STATUSES
+    ).values_list("pk", flat=True)
+    return set(message_ids) - set(unfinished)
+
+
+def answer_claim(*, message_id: int) -> bool:
+    """Claim the pending answer for this stream (pending → streaming, stamped); False when
+    another stream, here or on another server, has it already, or it is final."""
+    return bool(
+        Message.objects.filter(
+            pk=message_id, role=Message.Role.ASSISTANT, status=Message.Status.PENDING
+        ).update(status=Message.Status.STREAMING, progress_at=Now())
+    )
 
 
 def answer_stream(
@@ -141,14 +166,22 @@ def answer_stream(
     keeps the partial answer, marked stopped. Always ends with Finished.
     ``history`` replaces the conversation's own earlier turns (the OpenAI-compatible
     endpoint, whose clients send the whole conversation with every call).
+    An answer another stream has claimed is waited for here, blocking.
     """
-    claimed = Message.objects.filter(
-        pk=message_id, role=Message.Role.ASSISTANT, status=Message.Status.PENDING
-    ).update(status=Message.Status.STREAMING, progress_at=Now())
-    if not claimed:
+    if not answer_claim(message_id=message_id):
         _wait_for(message_id, cancelled)
         yield Finished(message_id)
         return
+    yield from answer_generate(message_id=message_id, cancelled=cancelled, history=history)
+
+
+def answer_generate(
+    *,
+    message_id: int,
+    cancelled: Callable[[], bool],
+    history: tuple[Turn, ...] | None = None,
+) -> Iterator[StreamEvent]:
+    """answer_stream for an answer this stream has claimed (answer_claim)."""
     with answer_heartbeat.writing(message_id):  # stamps it while this process lives
         yield from _answer_generate(message_id, cancelled, history)
 
