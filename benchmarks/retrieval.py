@@ -487,6 +487,7 @@ def bm25_against_rank_bm25(
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     """Load the corpus into the current database size by size; every figure of the report."""
+    from chat.models import LlmCall
     from kb.embeddings.inputs import chunk_embedding_input
     from kb.embeddings.texts import texts_forget
     from kb.models import Account
@@ -502,6 +503,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     vectors = embeddings_for(texts)
     queries = queries_of(rows, args.queries)
 
+    LlmCall.objects.filter(account__slug="bench").delete()  # a former run's embedding ledger
     Account.objects.filter(slug="bench").delete()
     account = account_ensure(slug="bench", name="Benchmark")
     knowledge_bases: list[Any] = []
