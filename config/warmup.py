@@ -1,13 +1,14 @@
 """Warming a web process up at start-up, so the first question is as fast as the tenth.
 
 Everything a question needs is loaded lazily, once per process: the bundled embedding
-model (seconds), the injection detector's seed vectors, each knowledge base's pages of
-the shared indexes in PostgreSQL's cache, the reranker's weights, the embeddings of the
-passages' sentences, the database connection. Without a warm-up the first asker pays
-for all of it. ``warm_up_start`` does it on a background thread when the server starts
-(the ASGI lifespan start-up, ``config/asgi.py``): the process accepts connections at once, ``/readyz`` answers 503 ``warming`` until the thread is done, so a
-load balancer (and ``manage.py serve``'s "ready" line) waits for it. Tests and management
-commands never send a lifespan start-up, so they never pay for it.
+model (seconds), the injection detector's seed vectors, each knowledge base's pages of the
+shared indexes in PostgreSQL's cache, the reranker's weights, the embeddings of the
+passages' sentences, the database connection. Without a warm-up the first asker pays for
+all of it. ``warm_up_start`` does it on a background thread when the server starts (the
+ASGI lifespan start-up, ``config/asgi.py``): the process accepts connections at once,
+``/readyz`` answers 503 ``warming`` until the thread is done, so a load balancer (and
+``manage.py serve``'s "ready" line) waits for it. Tests and management commands never send
+a lifespan start-up, so they never pay for it.
 
 Only local models are warmed: an API model needs no loading, and warming it would send
 text to a third party. A failure is logged and leaves the process ready: whatever was not
