@@ -234,8 +234,12 @@ class Migration(migrations.Migration):
                         (
                             "pk",
                             models.CompositePrimaryKey(
-                                "term_id", "chunk_id", blank=True, editable=False,
-                                primary_key=True, serialize=False,
+                                "term_id",
+                                "chunk_id",
+                                blank=True,
+                                editable=False,
+                                primary_key=True,
+                                serialize=False,
                             ),
                         ),  # fmt: skip
                         ("term_id", models.IntegerField()),
