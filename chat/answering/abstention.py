@@ -43,6 +43,7 @@ from chat.answering.sentence_scoring import ScoredCandidate, unmentioned_names
 from chat.llm.events import ContextPassage
 from kb.linear import LinearModel
 from kb.search.terms import content_terms
+from kb.units import text_terms
 
 WEIGHTS_FILE = Path(__file__).with_name("abstention_weights.json")
 
@@ -147,16 +148,14 @@ def abstention_features(
     best = scored[0]
     second = next((s for s in scored[1:] if s.candidate.text != best.candidate.text), None)
     asked = set(content_terms(question))
-    passage_terms = {
-        p.number: set(content_terms(f"{p.text} {p.title} {p.heading_path}")) for p in passages
-    }
+    passage_terms = {p.number: text_terms(f"{p.text} {p.title} {p.heading_path}") for p in passages}
     everywhere = set().union(*passage_terms.values()) if passage_terms else set()
     # Rarity over the retrieved units: a word in every unit tells nothing.
     units = [s.terms | s.heading_terms for s in scored]
     idf = {t: math.log(1.0 + (len(units) + 1) / (1 + sum(t in u for u in units))) for t in asked}
     total = sum(idf.values()) or 1.0
     in_unit = best.terms | best.heading_terms
-    in_passage = passage_terms.get(best.candidate.passage_number, set())
+    in_passage = passage_terms.get(best.candidate.passage_number, frozenset())
     missing_everywhere = [t for t in asked if t not in everywhere]
     missing_in_passage = [t for t in asked if t not in in_passage]
     missing_in_unit = [t for t in asked if t not in in_unit]

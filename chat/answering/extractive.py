@@ -40,6 +40,7 @@ from chat.llm.providers.base import CallTimeouts
 from kb.embeddings.base import EmbeddingError
 from kb.embeddings.tokens import count_tokens
 from kb.linear import LinearModel
+from kb.units import full_stop, is_identifier, unit_quote
 
 # A further sentence joins the answer only if it scores at least this share of the
 # best one: the answer stays short and on the point.
@@ -228,7 +229,7 @@ def select_sentences(
     one: for "LDG-409", the rows of LDG-401 and LDG-404 are neighbours, not answers.
     """
     best = scored[0]
-    identifiers = {term for term in content_terms(question) if _is_identifier(term)}
+    identifiers = {term for term in content_terms(question) if is_identifier(term)}
     required = identifiers & (best.terms | best.heading_terms)
     chosen = [best]
     for candidate in scored[1:]:
@@ -239,10 +240,6 @@ def select_sentences(
         if not any(_redundant(candidate, other) for other in chosen):
             chosen.append(candidate)
     return sorted(chosen, key=lambda s: (s.candidate.passage_number, s.candidate.position))
-
-
-def _is_identifier(term: str) -> bool:
-    return any(char.isdigit() for char in term)
 
 
 def _redundant(one: ScoredCandidate, other: ScoredCandidate) -> bool:
@@ -260,11 +257,7 @@ def compose_answer(chosen: Sequence[ScoredCandidate], question: str) -> str:
     against its own passage ("Storage — Growth: 50 GB [2] Exports…" would be one).
     """
     asked = frozenset(content_terms(question))
-    return " ".join(f"{_full_stop(quote(s, asked))} [{s.candidate.passage_number}]" for s in chosen)
-
-
-def _full_stop(text: str) -> str:
-    return text if text.endswith((".", "!", "?", "…")) else f"{text}."
+    return " ".join(f"{full_stop(quote(s, asked))} [{s.candidate.passage_number}]" for s in chosen)
 
 
 def quote(scored: ScoredCandidate, asked: frozenset[str]) -> str:
@@ -272,42 +265,13 @@ def quote(scored: ScoredCandidate, asked: frozenset[str]) -> str:
 
     Whitespace (column gaps too) is collapsed; a table row names its columns; and a
     unit whose heading holds a number the question asks about ("Released April 21,
-    2026" under "Version 4.3") is introduced by that heading.
+    2026" under "Version 4.3") is introduced by that heading. (kb.units.Unit.quoted_texts
+    lists both forms, so that ingestion stores their vectors for the citation check.)
     """
     candidate = scored.candidate
-    text = " ".join(candidate.text.split())
-    if candidate.is_row and candidate.context:
-        text = labelled_row(candidate.text, candidate.context)
+    text = unit_quote(candidate.text, context=candidate.context, is_row=candidate.is_row)
     # Only numbers and codes are worth a prefix: "Version 4.3", not "Payment methods".
-    needed = {term for term in asked & scored.heading_terms if _is_identifier(term)}
+    needed = {term for term in asked & scored.heading_terms if is_identifier(term)}
     if needed and needed <= frozenset(content_terms(candidate.section)):
         text = f"{candidate.section} — {text}"
     return text
-
-
-def labelled_row(row: str, header: str) -> str:
-    """A table row with its columns named: "Annual billing | $190 / year | $590 / year"
-    under "| Starter | Growth" reads "Annual billing — Starter: $190 / year; Growth:
-    $590 / year". Rows whose cells do not line up with the header's stay as they are."""
-    cells = _cells(row)
-    names = _cells(header)
-    if len(names) == len(cells) - 1:
-        names = ["", *names]  # the header has no name for the row-label column
-    if len(names) != len(cells) or len(cells) < 2:
-        return " ".join(row.split())
-    label, *values = cells
-    pairs = [
-        f"{name}: {value}" if name else value for name, value in zip(names[1:], values, strict=True)
-    ]
-    # "…in this workspace.; How to fix it: …" reads badly: no full stop before a semicolon.
-    return f"{label} — " + "; ".join([pair.rstrip(".") for pair in pairs[:-1]] + pairs[-1:])
-
-
-def _cells(line: str) -> list[str]:
-    parts = line.split("|") if "|" in line else re.split(r"\s{2,}", line)
-    cells = [" ".join(part.split()) for part in parts]
-    if cells and not cells[0] and line.lstrip().startswith("|"):
-        cells = cells[1:]
-    if cells and not cells[-1] and line.rstrip().endswith("|"):
-        cells = cells[:-1]
-    return cells

@@ -28,6 +28,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
@@ -36,7 +37,7 @@ from chat.llm.events import ContextPassage
 from kb.embeddings.texts import texts_embed
 from kb.search.terms import QUESTION_STOP_WORDS, content_terms, stem
 from kb.search.tokenize import tokenize
-from kb.units import chunk_units
+from kb.units import chunk_units, text_terms
 
 # How much more a question term with digits weighs than a word.
 NUMBER_WEIGHT = 2.0
@@ -172,10 +173,7 @@ def unmentioned_names(question: str, passages: Sequence[ContextPassage]) -> list
     """
     present: set[str] = set()
     for passage in passages:
-        present.update(
-            stem(term)
-            for term in tokenize(f"{passage.title} {passage.heading_path} {passage.text}")
-        )
+        present.update(_stems(f"{passage.title} {passage.heading_path} {passage.text}"))
     names: list[str] = []
     for sentence in re.split(r"(?<=[.?!])\s+", question.strip()):
         for word in _NAME.findall(sentence)[1:]:
@@ -185,6 +183,12 @@ def unmentioned_names(question: str, passages: Sequence[ContextPassage]) -> list
             if terms and len(word) > 1 and not all(term in present for term in terms):
                 names.append(word)
     return names
+
+
+@lru_cache(maxsize=2048)
+def _stems(text: str) -> frozenset[str]:
+    """Every word of a passage, stemmed; remembered, as the same passages come back."""
+    return frozenset(stem(term) for term in tokenize(text))
 
 
 # --- scoring ------------------------------------------------------------------------
@@ -292,10 +296,10 @@ def score_candidates(
     if not candidates:
         return []
     heading_of = {
-        passage.number: frozenset(content_terms(f"{passage.title} {passage.heading_path}"))
+        passage.number: text_terms(f"{passage.title} {passage.heading_path}")
         for passage in passages
     }
-    own = [frozenset(content_terms(c.scoring_text)) for c in candidates]
+    own = [text_terms(c.scoring_text) for c in candidates]
     headings = [heading_of[c.passage_number] for c in candidates]
     idf = term_weights(content_terms(question), own)
     owner_of = {passage.number: passage.knowledge_base_id for passage in passages}

@@ -274,12 +274,22 @@ def _seed_vectors() -> tuple[np.ndarray, np.ndarray]:
 
 def _embed(texts: Sequence[str]) -> np.ndarray:
     from kb.embeddings.local import MINILM_MODEL_ID
-    from kb.embeddings.registry import get_embedder
     from kb.embeddings.usage import embedding_context
 
     # Not a billable embedding of anybody's content: keep it out of the usage ledger's features.
     with embedding_context(account_id=None, feature="guard"):
-        return np.asarray(get_embedder(MINILM_MODEL_ID).embed(list(texts)), dtype=np.float32)
+        if len(texts) == 1 and texts[0] == " ".join(texts[0].split()):
+            # A question: scanned twice on the way in (conversation_start, question_ask), and
+            # retrieval embeds it next with the same model. One embedding serves all three
+            # through retrieval's cache of question vectors (the same float32 values).
+            from kb.selectors.search import query_embedding
+
+            return np.asarray([query_embedding(MINILM_MODEL_ID, texts[0])], dtype=np.float32)
+        # Anything else (a question of several lines, earlier turns scanned again with
+        # every follow-up) through this process's memory of vectors.
+        from kb.embeddings.texts import texts_embed
+
+        return texts_embed(MINILM_MODEL_ID, list(texts))
 
 
 def semantic_features(texts: Sequence[str], *, strict: bool = False) -> list[float]:

@@ -34,7 +34,7 @@ import numpy.typing as npt
 from kb.embeddings.texts import texts_embed
 from kb.linear import LinearModel
 from kb.search.terms import content_terms
-from kb.units import chunk_units
+from kb.units import chunk_units, text_terms
 
 WEIGHTS_FILE = Path(__file__).with_name("rerank_weights.json")
 FEATURES = (
@@ -95,8 +95,8 @@ def rerank_features(
     """One row of FEATURES per pooled hit, in pool order (fusion rank = position + 1)."""
     question_terms = set(content_terms(question))
     units = [chunk_units(t.text, title=t.title, heading_path=t.heading_path) for t in texts]
-    unit_terms = [[frozenset(content_terms(u.scoring_text)) for u in us] for us in units]
-    chunk_terms = [frozenset(content_terms(f"{t.title} {t.heading_path} {t.text}")) for t in texts]
+    unit_terms = [[u.terms for u in us] for us in units]
+    chunk_terms = [text_terms(f"{t.title} {t.heading_path} {t.text}") for t in texts]
     pool = len(texts)
     idf = {
         term: math.log(1.0 + (pool + 1) / (1 + sum(term in terms for terms in chunk_terms)))

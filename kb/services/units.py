@@ -1,10 +1,12 @@
 """Embedding the quotable units of a knowledge base's chunks ahead of searches.
 
-Hybrid search reranks its first hits by their units' vectors, and the extractive answerer
-scores the same units (kb.units); both read them through kb.embeddings.texts, which finds
-them in the TextEmbedding table once this has run. Ingestion queues it for each document
-that becomes ready (kb.tasks.units_embed_task), so the document never waits for it;
-``manage.py units_embed`` fills existing knowledge bases and prunes rows no chunk needs.
+Hybrid search reranks its first hits by their units' vectors, the extractive answerer
+scores the same units (kb.units), and the citation check then embeds the sentences an
+answer quotes from them (kb.units.Unit.quoted_texts); all read them through
+kb.embeddings.texts, which finds them in the TextEmbedding table once this has run.
+Ingestion queues it for each document that becomes ready (kb.tasks.units_embed_task), so
+the document never waits for it; ``manage.py units_embed`` fills existing knowledge bases
+and prunes rows no chunk needs.
 
 Only models that run in this process are filled ahead: for a third-party embedding API
 every unit would be billed whether or not a search ever needs it, so those stay lazy
@@ -83,13 +85,13 @@ def _chunks(knowledge_base: KnowledgeBase, document_id: int | None) -> QuerySet[
 
 
 def _unit_batches(chunks: QuerySet[Chunk]) -> Iterator[list[str]]:
-    """The units' embedded texts (kb.units.Unit.semantic_text), BATCH_SIZE at a time."""
+    """The units' embedded texts (kb.units.Unit.embedded_texts: what is scored, and what
+    an answer quoting them shows the citation check), BATCH_SIZE at a time."""
     batch: list[str] = []
     rows = chunks.values_list("text", "heading_path", "document__title").iterator(2000)
     for text, heading_path, title in rows:
-        batch.extend(
-            unit.semantic_text for unit in chunk_units(text, title=title, heading_path=heading_path)
-        )
+        for unit in chunk_units(text, title=title, heading_path=heading_path):
+            batch.extend(unit.embedded_texts)
         if len(batch) >= BATCH_SIZE:
             yield batch
             batch = []

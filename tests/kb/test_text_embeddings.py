@@ -67,12 +67,14 @@ def ingested(knowledge_base: KnowledgeBase, django_capture_on_commit_callbacks) 
 
 
 def unit_texts(knowledge_base: KnowledgeBase) -> set[str]:
+    """What ingestion stores: each unit as scored, and as an answer quoting it reads."""
     return {
-        unit.semantic_text
+        text
         for chunk in Chunk.objects.filter(knowledge_base=knowledge_base).select_related("document")
         for unit in chunk_units(
             chunk.text, title=chunk.document.title, heading_path=chunk.heading_path
         )
+        for text in unit.embedded_texts
     }
 
 
