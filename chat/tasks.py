@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict
-from typing import Any
-
-from celery import Task
-from django.db import transaction
 
 from chat.models import BudgetWindow, GoldenCase
 from chat.services.budget_alerts import budget_alerts_send
@@ -49,22 +45,6 @@ def golden_cases_run_task(account_id: int) -> dict[str, int]:
         return {"cases": 0, "passed": 0}
     run = golden_cases_run(cases=cases)
     return {"cases": len(run.results), "passed": run.passed}
-
-
-def task_enqueue_on_commit(task: Task, **kwargs: Any) -> None:
-    """Queue ``task`` once the current transaction commits (at once outside one).
-
-    For alerts queued from an answer: a broker that cannot be reached is logged, never
-    raised, so that it cannot fail the answer that happened to trigger the alert.
-    """
-
-    def enqueue() -> None:
-        try:
-            task.delay(**kwargs)
-        except Exception:
-            logger.exception("could not queue %s", task.name)
-
-    transaction.on_commit(enqueue)
 
 
 @app.task(name="chat.tasks.budget_alerts_send_task", ignore_result=True)

@@ -22,6 +22,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from chat.models import Budget, BudgetReservation, BudgetWindow
+from config.dispatch import enqueue_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -165,6 +166,6 @@ def _alerts_enqueue(window_ids: list[int], *, refused: bool = False) -> None:
     """Alerts are mailed by a task: an SMTP server's pace is not the answer's business."""
     if not window_ids:
         return
-    from chat.tasks import budget_alerts_send_task, task_enqueue_on_commit
-
-    task_enqueue_on_commit(budget_alerts_send_task, window_ids=window_ids, refused=refused)
+    enqueue_on_commit(
+        "chat.tasks.budget_alerts_send_task", window_ids=window_ids, refused=refused, quiet=True
+    )

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from chat.models import Budget, LlmCall
 from chat.services.budgets import window_bounds
+from config.dispatch import enqueue_on_commit
 from kb.models import Account
 from kb.selectors.accounts import account_admin_emails
 
@@ -42,9 +43,7 @@ def cost_alert_enqueue(*, account: Account, cost: Decimal) -> None:
     apply. A free answer cannot take the day past anything, so it queues nothing."""
     if cost <= 0 or cost_alert_amount(account=account) is None:
         return
-    from chat.tasks import cost_alert_check_task, task_enqueue_on_commit
-
-    task_enqueue_on_commit(cost_alert_check_task, account_id=account.pk)
+    enqueue_on_commit("chat.tasks.cost_alert_check_task", account_id=account.pk, quiet=True)
 
 
 def cost_alert_check(*, account: Account, now: datetime | None = None) -> bool:

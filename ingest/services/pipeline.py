@@ -34,6 +34,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from config.dispatch import enqueue_on_commit
 from config.tracing import span, traced
 from ingest.chunking import ChunkDraft, ChunkingOptions, chunk_document, embedding_input
 from ingest.filetypes import FileTypeError, file_type_for_mime
@@ -277,10 +278,9 @@ def _units_embed_later(document: Document) -> None:
     """Queue the embedding of the new chunks' quotable units, which searches and answers
     would otherwise compute (kb.services.units); the document does not wait for it, and a
     broker that cannot be reached is logged, never raised (searches embed them lazily)."""
-    from kb.tasks import units_embed_task
-
-    kb_id, document_id = document.knowledge_base_id, document.pk
-    transaction.on_commit(lambda: units_embed_task.delay(kb_id, document_id), robust=True)
+    enqueue_on_commit(
+        "kb.tasks.units_embed_task", document.knowledge_base_id, document.pk, quiet=True
+    )
 
 
 def _write_chunks(

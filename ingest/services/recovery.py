@@ -12,6 +12,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from config.dispatch import enqueue_on_commit
 from kb.models import Document
 
 logger = logging.getLogger(__name__)
@@ -24,9 +25,7 @@ class ReapResult:
 
 
 def _enqueue(document_id: int) -> None:
-    from ingest.tasks import document_ingest_task
-
-    transaction.on_commit(lambda: document_ingest_task.delay(document_id))
+    enqueue_on_commit("ingest.tasks.document_ingest_task", document_id)
 
 
 def documents_reap(*, stale_seconds: int | None = None) -> ReapResult:

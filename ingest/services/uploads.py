@@ -17,6 +17,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from config.dispatch import enqueue_on_commit
 from ingest.filetypes import FileTypeError, detect_file_type
 from kb.models import Document, KnowledgeBase
 
@@ -221,6 +222,4 @@ def _files_delete(storage: Storage, names: list[str]) -> None:
 
 
 def _enqueue_after_commit(document_id: int) -> None:
-    from ingest.tasks import document_ingest_task
-
-    transaction.on_commit(lambda: document_ingest_task.delay(document_id))
+    enqueue_on_commit("ingest.tasks.document_ingest_task", document_id)

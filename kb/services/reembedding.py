@@ -33,6 +33,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from config.dispatch import enqueue_on_commit
 from kb.embeddings.base import EmbeddingError
 from kb.embeddings.inputs import chunk_embedding_input
 from kb.embeddings.privacy import EmbeddingModelRefused, embedding_model_check
@@ -96,9 +97,7 @@ def knowledge_base_reembed_start(*, knowledge_base: KnowledgeBase, model_id: str
         locked.reembedding_model = model_id
         locked.reembedding_started_at = timezone.now()
         locked.save(update_fields=["reembedding_model", "reembedding_started_at", "updated_at"])
-        from kb.tasks import knowledge_base_reembed_task
-
-        transaction.on_commit(lambda: knowledge_base_reembed_task.delay(locked.pk))
+        enqueue_on_commit("kb.tasks.knowledge_base_reembed_task", locked.pk)
     logger.info("knowledge base %s: re-embedding with %s", locked.pk, model_id)
     return True
 
