@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -30,6 +30,7 @@ from chat.answering.leaks import PromptLeakGuard
 from chat.answering.links import LinkGuard, links_strip, urls_in
 from chat.answering.markup import MarkupGuard, markdown_text_safe
 from chat.answering.prompts import (
+    PromptTemplate,
     prompt_template,
     render_system,
     render_user,
@@ -47,7 +48,7 @@ from config.tracing import span
 from kb.embeddings.usage import embedding_context
 from kb.guard.pii import pii_find
 from kb.models import Account, Chunk, KnowledgeBase
-from kb.selectors.search import SearchHit, chunk_search
+from kb.selectors.search import SearchHit, SearchResult, chunk_search
 
 CLOSEST_SOURCES = 3
 logger = logging.getLogger(__name__)
@@ -146,8 +147,11 @@ def answer_compose(
 ) -> Generator[str, None, None]:
     """Yield the answer's text as it is generated; ``outcome`` holds the result.
 
-    Closing the generator early (a stop or a disconnect) stops the provider call
-    and leaves ``outcome`` as ``stopped`` with the partial text.
+    The question's path, stage by stage: retrieve the passages (or abstain when nothing
+    is relevant), build the prompt and the gateway request, stream the model's text
+    through the output guards, then verify the citations (or abstain). Closing the
+    generator early (a stop or a disconnect) stops the provider call and leaves
+    ``outcome`` as ``stopped`` with the partial text.
     """
     started = time.monotonic()
     outcome.request_id = request.request_id
@@ -169,17 +173,7 @@ def answer_compose(
     answer_span = answer_trace.__enter__()
     passages: tuple[ContextPassage, ...] = ()
     try:
-        with (
-            span("retrieve", knowledge_base=kb.pk) as retrieve_span,
-            embedding_context(account_id=request.account.pk, feature="query"),
-        ):
-            search = chunk_search(
-                account=request.account,
-                knowledge_bases=[kb],
-                query=retrieval_query(request.question, request.history),
-                k=max(settings.CAIRN_ANSWER_PASSAGES, CLOSEST_SOURCES),
-            )
-            retrieve_span.set(hits=len(search.hits), nothing_relevant=search.nothing_relevant)
+        search = _retrieve(request)
         if search.nothing_relevant:
             _abstain(outcome, search.hits, problem="nothing_relevant")
             yield outcome.text
@@ -190,119 +184,34 @@ def answer_compose(
             max_tokens=settings.CAIRN_CONTEXT_MAX_TOKENS,
             embedding_model=kb.embedding_model,
         )
-        history, summary = history_messages(request.history, keep=settings.CAIRN_HISTORY_TURNS)
-        completion_messages = (
-            *history,
-            Message(
-                "user",
-                render_user(
-                    template,
-                    question=request.question,
-                    passages=passages,
-                    history_summary=summary,
-                ),  # fmt: skip
-            ),
-        )
-        route = route_named(request.route or classify_question(request.question))
-        outcome.route = route.name
-        system = render_system(template, organisation=request.account.name, knowledge_base=kb.name)
-        completion = CompletionRequest(
-            system=system,
-            messages=completion_messages,
-            max_tokens=route.max_tokens,
-            temperature=route.temperature,
-            question=request.question,
-            passages=passages,
-        )
+        gateway_request = _gateway_request(request, template, passages, hits)
+        outcome.route = gateway_request.route.name
         result = GatewayResult()
-        gateway_request = GatewayRequest(
-            completion=completion,
-            route=route,
-            account_id=request.account.pk,
-            user_id=request.user_id,
-            feature=request.feature,
-            request_id=request.request_id,
-            cache_scope=_scope(request),
-            question=request.question,
-            cache_sources=tuple(hit.chunk.pk for hit in hits),
-            policy=DataPolicy(
-                redact_pii=request.account.redact_pii,
-                local_only=request.account.local_providers_only,
-            ),
-        )
-        interrupted: Error | None = None
-        canary = system_prompt_canary()
-        # The tail that could still be the start of a leak (the canary, or the system prompt
-        # repeated) waits; no part of a leak may reach the reader.
-        leak_guard = PromptLeakGuard(system, canary=canary, quotable=(ABSTENTION_TEXT,))
-        held, leaked = "", False
-        # No HTML, no image, and no URL the (unflagged) passages do not contain, ever
-        # reaches the reader; a tag or a link cut across deltas waits until it is whole.
-        markup, links = MarkupGuard(), LinkGuard(vouching_urls(passages))
         stream = (gateway or _gateway()).stream(gateway_request, result)
-        generate_trace = span("generate", route=route.name)
-        generate_span = generate_trace.__enter__()
-        try:
-            for event in stream:
-                if isinstance(event, TextDelta):
-                    if outcome.time_to_first_token_ms is None:
-                        outcome.time_to_first_token_ms = (time.monotonic() - started) * 1000
-                        generate_span.event("first_token")
-                    outcome.raw_text += event.text
-                    held += event.text
-                    if leak_guard.leaked(outcome.raw_text):
-                        leaked = True
-                        break
-                    release = leak_guard.releasable(held)
-                    if release > 0:
-                        shown = links.feed(markup.feed(held[:release]))
-                        held = held[release:]
-                        if shown:
-                            yield shown
-                elif isinstance(event, Error):
-                    interrupted = event
-        finally:
-            stream.close()  # type: ignore[attr-defined]  # a generator
-            usage = result.usage
-            generate_span.set(
-                provider=result.provider, model=result.model, cached=result.cached or None,
-                fallback_used=result.fallback_used, attempts=result.attempts,
-                input_tokens=usage.input_tokens if usage else None,
-                output_tokens=usage.output_tokens if usage else None,
-            )  # fmt: skip
-            generate_trace.__exit__(None, None, None)
+        generated = yield from _generate(
+            stream, result, outcome,
+            system=gateway_request.completion.system, passages=passages, started=started,
+        )  # fmt: skip
         if gateway_request.cache_scope is not None and not result.replayed:
             answer_cache_observe(kind=result.cached)
-        if leaked:
+        outcome.provider, outcome.model = result.provider, result.model
+        if generated.leaked:
             logger.warning(
                 "answer %s: the system prompt leaked; answer withheld", request.request_id
             )
-            outcome.raw_text = outcome.raw_text.replace(canary, "[CANARY]")
-            outcome.provider, outcome.model = result.provider, result.model
+            outcome.raw_text = outcome.raw_text.replace(generated.canary, "[CANARY]")
             _abstain(outcome, search.hits, problem="")
             return
-        rest = links.feed(markup.feed(held) + markup.flush()) + links.flush()
-        if rest:
-            yield rest
-        outcome.provider, outcome.model = result.provider, result.model
         outcome.cached = result.cached
         if result.cached_sources and result.cached_sources != gateway_request.cache_sources:
-            cached_hits = _hits_for_sources(request.account, result.cached_sources)
-            if cached_hits is not None:
-                hits = tuple(cached_hits)
-                passages = tuple(
-                    ContextPassage(i, h.chunk.text, h.chunk.document.title, h.chunk.heading_path,
-                                   kb.embedding_model, tuple(h.chunk.safety_flags),
-                                   h.chunk.knowledge_base_id)
-                    for i, h in enumerate(hits, start=1)
-                )  # fmt: skip
+            passages, hits = _cached_passages(request, result.cached_sources, passages, hits)
         if result.provider == STATIC_PROVIDER:
             outcome.status, outcome.problem = "failed", "providers_down"
             outcome.text = outcome.raw_text
             _closest(outcome, search.hits)
             return
         _check(outcome, request, passages, hits, search.hits)
-        if interrupted is not None:
+        if generated.interrupted is not None:
             outcome.status, outcome.problem = "failed", "interrupted"
     except GeneratorExit:
         outcome.status, outcome.problem = "stopped", ""
@@ -314,6 +223,145 @@ def answer_compose(
                         route=outcome.route or None, cached=outcome.cached or None)  # fmt: skip
         answer_trace.__exit__(None, None, None)
         attribution.__exit__(None, None, None)
+
+
+def _retrieve(request: AnswerRequest) -> SearchResult:
+    """Stage 1: the hybrid search over the knowledge base, with the history's context."""
+    kb = request.knowledge_base
+    with (
+        span("retrieve", knowledge_base=kb.pk) as retrieve_span,
+        embedding_context(account_id=request.account.pk, feature="query"),
+    ):
+        search = chunk_search(
+            account=request.account,
+            knowledge_bases=[kb],
+            query=retrieval_query(request.question, request.history),
+            k=max(settings.CAIRN_ANSWER_PASSAGES, CLOSEST_SOURCES),
+        )
+        retrieve_span.set(hits=len(search.hits), nothing_relevant=search.nothing_relevant)
+    return search
+
+
+def _gateway_request(
+    request: AnswerRequest,
+    template: PromptTemplate,
+    passages: tuple[ContextPassage, ...],
+    hits: Sequence[SearchHit],
+) -> GatewayRequest:
+    """Stage 2: the prompt (system, bounded history, passages, question) and the route,
+    as the gateway takes them, with the caches' scope and the account's data policy."""
+    kb = request.knowledge_base
+    history, summary = history_messages(request.history, keep=settings.CAIRN_HISTORY_TURNS)
+    user_message = render_user(
+        template, question=request.question, passages=passages, history_summary=summary
+    )
+    route = route_named(request.route or classify_question(request.question))
+    completion = CompletionRequest(
+        system=render_system(template, organisation=request.account.name, knowledge_base=kb.name),
+        messages=(*history, Message("user", user_message)),
+        max_tokens=route.max_tokens,
+        temperature=route.temperature,
+        question=request.question,
+        passages=passages,
+    )
+    return GatewayRequest(
+        completion=completion,
+        route=route,
+        account_id=request.account.pk,
+        user_id=request.user_id,
+        feature=request.feature,
+        request_id=request.request_id,
+        cache_scope=_scope(request),
+        question=request.question,
+        cache_sources=tuple(hit.chunk.pk for hit in hits),
+        policy=DataPolicy(
+            redact_pii=request.account.redact_pii,
+            local_only=request.account.local_providers_only,
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class _Generated:
+    leaked: bool
+    interrupted: Error | None
+    canary: str
+
+
+def _generate(
+    stream: Iterator[object],
+    result: GatewayResult,
+    outcome: AnswerOutcome,
+    *,
+    system: str,
+    passages: Sequence[ContextPassage],
+    started: float,
+) -> Generator[str, None, _Generated]:
+    """Stage 3: stream the model's text through the output guards, yielding what the
+    reader may see; ``outcome.raw_text`` collects the text as the model wrote it."""
+    canary = system_prompt_canary()
+    # The tail that could still be the start of a leak (the canary, or the system prompt
+    # repeated) waits; no part of a leak may reach the reader.
+    leak_guard = PromptLeakGuard(system, canary=canary, quotable=(ABSTENTION_TEXT,))
+    held, leaked, interrupted = "", False, None
+    # No HTML, no image, and no URL the (unflagged) passages do not contain, ever
+    # reaches the reader; a tag or a link cut across deltas waits until it is whole.
+    markup, links = MarkupGuard(), LinkGuard(vouching_urls(passages))
+    generate_trace = span("generate", route=outcome.route)
+    generate_span = generate_trace.__enter__()
+    try:
+        for event in stream:
+            if isinstance(event, TextDelta):
+                if outcome.time_to_first_token_ms is None:
+                    outcome.time_to_first_token_ms = (time.monotonic() - started) * 1000
+                    generate_span.event("first_token")
+                outcome.raw_text += event.text
+                held += event.text
+                if leak_guard.leaked(outcome.raw_text):
+                    leaked = True
+                    break
+                release = leak_guard.releasable(held)
+                if release > 0:
+                    shown = links.feed(markup.feed(held[:release]))
+                    held = held[release:]
+                    if shown:
+                        yield shown
+            elif isinstance(event, Error):
+                interrupted = event
+    finally:
+        stream.close()  # type: ignore[attr-defined]  # a generator
+        usage = result.usage
+        generate_span.set(
+            provider=result.provider, model=result.model, cached=result.cached or None,
+            fallback_used=result.fallback_used, attempts=result.attempts,
+            input_tokens=usage.input_tokens if usage else None,
+            output_tokens=usage.output_tokens if usage else None,
+        )  # fmt: skip
+        generate_trace.__exit__(None, None, None)
+    if not leaked:
+        rest = links.feed(markup.feed(held) + markup.flush()) + links.flush()
+        if rest:
+            yield rest
+    return _Generated(leaked=leaked, interrupted=interrupted, canary=canary)
+
+
+def _cached_passages(
+    request: AnswerRequest,
+    cached_sources: Sequence[int],
+    passages: tuple[ContextPassage, ...],
+    hits: tuple[SearchHit, ...],
+) -> tuple[tuple[ContextPassage, ...], tuple[SearchHit, ...]]:
+    """Stage 4, for a cache hit written from other passages: check the cached answer's
+    citations against the passages it was written from, if they all still exist."""
+    cached_hits = _hits_for_sources(request.account, cached_sources)
+    if cached_hits is None:
+        return passages, hits
+    model = request.knowledge_base.embedding_model
+    return tuple(
+        ContextPassage(i, h.chunk.text, h.chunk.document.title, h.chunk.heading_path,
+                       model, tuple(h.chunk.safety_flags), h.chunk.knowledge_base_id)
+        for i, h in enumerate(cached_hits, start=1)
+    ), tuple(cached_hits)  # fmt: skip
 
 
 def _check(
