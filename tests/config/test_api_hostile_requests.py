@@ -2,7 +2,7 @@
 
 A corpus of hostile bodies, headers, query strings and path values goes to every route the
 URL resolver has under those prefixes (so a new route is covered without editing this file);
-each answer is a success, or an error whose status and code README.md's *Errors* paragraph
+each answer is a success, or an error whose status and code docs/api.md's *Errors* paragraph
 documents, in the one shape ``{"error": {"code", "message"}}``. Never a 5xx, never HTML.
 
 Chunked bodies cross the ASGI server (the test client always sends a Content-Length), so
@@ -36,14 +36,14 @@ MB = 1024 * 1024
 
 
 def documented_errors() -> dict[int, set[str]]:
-    """{status: codes} as README.md's *Errors* paragraph lists them: ``400 (`invalid`, …)``."""
-    text = (REPO / "README.md").read_text(encoding="utf-8")
+    """{status: codes} as docs/api.md's *Errors* paragraph lists them: ``400 (`invalid`, …)``."""
+    text = (REPO / "docs" / "api.md").read_text(encoding="utf-8")
     paragraph = text.split("**Errors**", 1)[1].split("\n\n", 1)[0]
     documented = {
         int(status): set(re.findall(r"`([a-z_]+)`", codes))
         for status, codes in re.findall(r"\b([45]\d\d)\s+\(((?:[^()]|\([^()]*\))*)\)", paragraph)
     }
-    assert documented, "README.md's Errors paragraph lists no status (code) pairs"
+    assert documented, "docs/api.md's Errors paragraph lists no status (code) pairs"
     return documented
 
 
