@@ -15,7 +15,8 @@ def main() -> int:
     from config.preflight import StartupError, describe_database_error
 
     try:
-        if sys.argv[1:2] != ["embedded_db"]:  # that command starts and stops it itself
+        # embedded_db starts and stops it itself; config_reference needs no database.
+        if sys.argv[1:2] not in (["embedded_db"], ["config_reference"]):
             ensure_embedded_database(stop_at_exit=True)
         from django.core.management import execute_from_command_line
 

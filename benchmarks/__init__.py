@@ -1,1 +1,1 @@
-"""Benchmarks: each script prints a table and one JSON line (see README.md)."""
+"""Benchmarks: each script prints a table and one JSON line (see docs/development.md)."""

@@ -1,9 +1,10 @@
 """Typed environment variables, registered so that docs and tests can list them.
 
 Every setting Cairn reads from the environment goes through one of the helpers
-below. Each call records the variable in ``REGISTRY``; the README's configuration
-table and ``compose.yaml`` are checked against it by tests, so a variable cannot
-be read without being documented, nor set in compose without being read.
+below. Each call records the variable in ``REGISTRY``; ``manage.py config_reference``
+writes docs/configuration.md from it (a test fails when that file is stale), and
+``compose.yaml`` is checked against it, so a variable cannot be read without being
+documented, nor set in compose without being read.
 """
 
 from __future__ import annotations
