@@ -21,7 +21,9 @@ The default answerer answers; the answer caches are off (CAIRN_ANSWER_CACHE_TTL=
 200-to-20 case run in this process once the web processes are stopped (the case on an
 in-process uvicorn, whose pool this process can count; its pool is as large as the
 connections, so that only the code bounds the threads in use). Database connections are
-counted in pg_stat_activity every half second. Prints a table and one JSON line.
+counted in pg_stat_activity every half second. Every process caps its connections with
+its pool (CAIRN_DB_POOL_MAX_SIZE, 20 unless --db-pool-max-size says otherwise; 0: no pool,
+as before issue 17's cap). Prints a table and one JSON line.
 
     .venv/bin/python benchmarks/load.py [--workers 2] [--closed-seconds 30] [--open-seconds 300]
 """
@@ -78,6 +80,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--inprocess-seconds", type=float, default=20.0)
     parser.add_argument("--warmup", type=int, default=4, help="answers per web worker first")
     parser.add_argument("--cache", action="store_true", help="keep the answer caches on")
+    parser.add_argument("--db-pool-max-size", type=int, default=None,
+                        help="CAIRN_DB_POOL_MAX_SIZE of every process (default: the "
+                             "environment's, else the settings' 20; 0: no pool)")  # fmt: skip
     parser.add_argument("--documents", type=Path, default=DEMO_DOCUMENTS)
     return parser.parse_args(argv)
 
@@ -85,6 +90,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     os.environ.update(_answer_env(args))  # this process answers too (in-process, 200-to-20)
+    if args.db_pool_max_size is not None:  # the children inherit it through _env
+        os.environ["CAIRN_DB_POOL_MAX_SIZE"] = str(args.db_pool_max_size)
     sys.path.insert(0, str(REPO_ROOT))
     from benchmarks._embedded import embedded_django
 
@@ -568,9 +575,12 @@ def measure(
                                      args.inprocess_seconds, questions)  # fmt: skip
     fan = fanout(key, args.fanout_answers, args.fanout_connections, args.fanout_word_ms,
                  questions)  # fmt: skip
+    from django.conf import settings
+
     return {
         "workers": args.workers,
         "cache": args.cache,
+        "db_pool_max_size": settings.DB_POOL_MAX_SIZE,
         "cpus": os.cpu_count(),
         "load_average": os.getloadavg(),
         "phases": [{"name": p.name, "seconds": p.seconds, **p.figures()} for p in phases],
@@ -595,7 +605,8 @@ def report(measured: dict[str, Any]) -> dict[str, Any]:
               f"{'db max/mean/active':>18}")  # fmt: skip
     print(
         f"W={m['workers']} web workers, {m['cpus']} CPUs, answer caches "
-        f"{'on' if m['cache'] else 'off'}, load average at the end {m['load_average'][0]:.2f}"
+        f"{'on' if m['cache'] else 'off'}, database pool {m['db_pool_max_size'] or 'off'} per "
+        f"process, load average at the end {m['load_average'][0]:.2f}"
     )
     print(header)
     for p in m["phases"]:
@@ -626,6 +637,8 @@ def report(measured: dict[str, Any]) -> dict[str, Any]:
         "benchmark": "load",
         "workers": m["workers"],
         "cache": m["cache"],
+        "db_pool_max_size": m["db_pool_max_size"],
+        "load_average": [round(value, 2) for value in m["load_average"]],
         "closed": {
             str(n): {
                 "answers_per_s": round(p["answers_per_s"], 2),

@@ -6,6 +6,11 @@ it (too big: 413; too many fields or files: 400), into that shape with the right
 and, for 429 and 503, a Retry-After header. Errors are JSON even on views that render
 something else (the schema's YAML, the docs' HTML); an event stream keeps its own
 renderer, which sends the same body as an ``error`` event.
+
+A request that waited CAIRN_DB_POOL_TIMEOUT seconds for a pooled database connection in
+vain is answered 503 ``database_busy`` with a Retry-After, by this handler on DRF views and
+by ``DatabaseBusyMiddleware`` on every other view (JSON under /api/ and /v1/, a short
+text page elsewhere), never with Django's 500.
 """
 
 from __future__ import annotations
@@ -23,12 +28,21 @@ from django.core.exceptions import (
     TooManyFieldsSent,
     TooManyFilesSent,
 )
+from django.db import OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.utils.deprecation import MiddlewareMixin
 from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+try:
+    from psycopg_pool import PoolTimeout
+except ImportError:  # the pool is optional (CAIRN_DB_POOL_MAX_SIZE=0)
+
+    class PoolTimeout(Exception):  # type: ignore[no-redef]
+        """Never raised: stands in for psycopg_pool's when it is not installed."""
 
 
 class ApplicationError(exceptions.APIException):
@@ -70,6 +84,28 @@ class RateLimited(ApplicationError):
 class ServiceUnavailable(ApplicationError):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_code = "providers_unavailable"
+
+
+class DatabaseBusy(ServiceUnavailable):
+    default_code = "database_busy"
+
+
+DATABASE_BUSY_RETRY_AFTER = 2
+DATABASE_BUSY_MESSAGE = (
+    "The server is busy: no database connection became free in time. Try again in a moment."
+)
+
+
+def is_pool_timeout(exc: BaseException) -> bool:
+    """``exc`` is the pool's timeout, as Django wraps it (an OperationalError whose cause
+    is psycopg_pool's PoolTimeout) or bare."""
+    if isinstance(exc, PoolTimeout):
+        return True
+    return isinstance(exc, OperationalError) and isinstance(exc.__cause__, PoolTimeout)
+
+
+def database_busy() -> DatabaseBusy:
+    return DatabaseBusy(DATABASE_BUSY_MESSAGE, retry_after=DATABASE_BUSY_RETRY_AFTER)
 
 
 # What Django raises while reading a body: DATA_UPLOAD_MAX_MEMORY_SIZE, _NUMBER_FIELDS and
@@ -141,6 +177,9 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         exc = exceptions.PermissionDenied(str(exc) or None)
     elif isinstance(exc, BODY_REFUSALS):
         exc = _refused_body(exc)
+    elif is_pool_timeout(exc):
+        logging.getLogger(__name__).warning("database_busy: %s", exc)
+        exc = database_busy()
     response = drf_exception_handler(exc, context)
     if response is None:
         return None  # a bug: Django's 500 handling and logging take over
@@ -182,3 +221,23 @@ def server_error(request: HttpRequest) -> HttpResponse:
         body = error_body("internal_error", "Something went wrong on our side; it is logged.")
         return JsonResponse(body, status=500)
     return defaults.server_error(request)
+
+
+class DatabaseBusyMiddleware(MiddlewareMixin):
+    """A pool timeout raised by a view DRF does not handle (the chat pages, their streams'
+    first steps, the admin): 503, JSON under the API prefixes, a line of text elsewhere."""
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not is_pool_timeout(exception):
+            return None
+        logging.getLogger(__name__).warning("database_busy: %s", exception)
+        retry_after = str(DATABASE_BUSY_RETRY_AFTER)
+        if request.path.startswith(API_PREFIXES):
+            body = error_body("database_busy", DATABASE_BUSY_MESSAGE, DATABASE_BUSY_RETRY_AFTER)
+            response: HttpResponse = JsonResponse(body, status=503)
+        else:
+            response = HttpResponse(
+                DATABASE_BUSY_MESSAGE, status=503, content_type="text/plain; charset=utf-8"
+            )
+        response["Retry-After"] = retry_after
+        return response
