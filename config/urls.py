@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from chat import dashboard_views
+from chat.dashboard import views as dashboard_views
 from config import health, metrics
 from config.login import ThrottledLoginView, admin_login
 

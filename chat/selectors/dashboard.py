@@ -2,7 +2,7 @@
 unanswered questions and ingestion failures, per day of a period.
 
 Everything is aggregated in SQL (a fixed number of queries, whatever the volume) and
-returned as plain dataclasses; ``chat.dashboard_views`` turns them into charts. Every
+returned as plain dataclasses; ``chat.dashboard.views`` turns them into charts. Every
 query filters by account in SQL through a ``DashboardScope``, whose ``account_ids`` is
 None only for a superuser looking at every account.
 """

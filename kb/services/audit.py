@@ -2,12 +2,12 @@
 
 Where each event is recorded:
 
-- admin add, change, delete and bulk actions: ``kb.admin_audit.AuditedAdmin``, the mixin
+- admin add, change, delete and bulk actions: ``kb.admin.audit.AuditedAdmin``, the mixin
   of every Cairn ModelAdmin;
 - document reads: the document page (``kb.views``) and the REST document detail
   (``ingest.api.views``);
 - sign-ins: Django's ``user_logged_in`` / ``user_login_failed`` signals
-  (``kb.auth_audit``, connected in ``KbConfig.ready``);
+  (``kb.services.sign_in_audit``, connected in ``KbConfig.ready``);
 - API keys created and revoked: ``kb.services.api_keys``, whichever way it is called
   (the admin, ``manage.py apikey``).
 """

@@ -6,7 +6,7 @@ from xml.etree import ElementTree
 
 import pytest
 
-from chat.charts import (
+from chat.dashboard.charts import (
     Series,
     bar_chart,
     data_table,

@@ -218,6 +218,6 @@ def test_a_superuser_still_makes_anyone_a_member(admin_client, tenants) -> None:
 def test_each_model_is_traced_to_its_account(label, lookup) -> None:
     from django.apps import apps
 
-    from kb.admin_scoping import account_lookup_for
+    from kb.admin.scoping import account_lookup_for
 
     assert account_lookup_for(apps.get_model(label)) == lookup

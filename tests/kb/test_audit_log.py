@@ -11,7 +11,7 @@ from django.db import DatabaseError
 from django.forms.models import model_to_dict
 from django.urls import reverse
 
-from kb.admin_audit import AuditedAdmin
+from kb.admin.audit import AuditedAdmin
 from kb.models import ApiKey, AuditEvent, Document
 from kb.services.api_keys import api_key_create, api_key_revoke
 from kb.services.audit import audit_record
@@ -184,7 +184,7 @@ def test_every_cairn_model_admin_is_audited() -> None:
         and not isinstance(model_admin, AuditedAdmin)
     ]
 
-    assert unaudited == [], "put kb.admin_audit.AuditedAdmin first in these admins' bases"
+    assert unaudited == [], "put kb.admin.audit.AuditedAdmin first in these admins' bases"
 
 
 # --- Document reads ----------------------------------------------------------------

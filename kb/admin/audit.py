@@ -22,7 +22,7 @@ from django.db.models import Count, QuerySet
 from django.forms import BaseForm, Form
 from django.http import HttpRequest
 
-from kb.admin_scoping import AccountScopedAdmin
+from kb.admin.scoping import AccountScopedAdmin
 from kb.models import AuditEvent
 from kb.services.audit import audit_record, audit_record_many
 

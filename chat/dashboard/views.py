@@ -19,7 +19,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils.safestring import SafeString
 
-from chat.charts import (
+from chat.dashboard.charts import (
     GREY,
     Formatter,
     Series,

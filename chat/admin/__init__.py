@@ -1,6 +1,6 @@
 """Admin for the usage ledger (read-only, per account), the gateway's routes, budgets and
 the review list of flagged questions; the feedback loop's review queue and golden cases
-are in chat/admin_feedback_loop.py."""
+are in chat/admin/feedback_loop.py."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html_join
 
-import chat.admin_feedback_loop  # noqa: F401  (registers the review queue and golden cases)
+from chat.admin import feedback_loop  # noqa: F401  (registers the review queue and golden cases)
 from chat.llm.routing import parse_chain
 from chat.models import Budget, BudgetWindow, FlaggedQuestion, LlmCall, LlmRoute, Message
 from chat.services.budgets import window_bounds
-from kb.admin_audit import AuditedAdmin
-from kb.admin_scoping import AccountScopedAdmin
+from kb.admin.audit import AuditedAdmin
+from kb.admin.scoping import AccountScopedAdmin
 
 
 @admin.register(LlmCall)

@@ -18,8 +18,8 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from kb.admin_audit import AuditedAdmin
-from kb.admin_scoping import AccountScopedAdmin
+from kb.admin.audit import AuditedAdmin
+from kb.admin.scoping import AccountScopedAdmin
 from kb.embeddings.privacy import EmbeddingModelRefused, embedding_model_check
 from kb.embeddings.registry import is_supported_model
 from kb.guard.passages import FLAG_LABELS

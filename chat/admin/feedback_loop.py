@@ -1,7 +1,7 @@
 """Admin of the feedback loop: the review queue of thumbs-down answers, where a reviewer
 turns one into a golden case, and the golden cases with their last verdict.
 
-Imported by chat/admin.py, so Django's admin autodiscovery registers these too.
+Imported by chat/admin/__init__.py, so Django's admin autodiscovery registers these too.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from django.utils.html import format_html, format_html_join
 from chat.models import Feedback, FeedbackReview, GoldenCase, Message
 from chat.selectors.golden_cases import GoldenCaseDraft, feedback_for_review, golden_case_draft
 from chat.services.golden_cases import GoldenCaseRejected, golden_case_create, golden_cases_run
-from kb.admin_audit import AuditedAdmin
-from kb.admin_scoping import AccountScopedAdmin
+from kb.admin.audit import AuditedAdmin
+from kb.admin.scoping import AccountScopedAdmin
 from kb.models import Document
 
 _PURGED = "(removed under the retention policy)"

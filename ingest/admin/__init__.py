@@ -19,8 +19,8 @@ from ingest.forms import DocumentUploadForm
 from ingest.models import FailedDocument
 from ingest.services.recovery import documents_retry
 from ingest.services.uploads import UploadRejected, UploadResult, document_create
-from kb.admin_audit import AuditedAdmin
-from kb.admin_scoping import AccountScopedAdmin
+from kb.admin.audit import AuditedAdmin
+from kb.admin.scoping import AccountScopedAdmin
 from kb.models import AuditEvent, Document, KnowledgeBase
 from kb.services.audit import audit_record
 from kb.services.documents import documents_delete
