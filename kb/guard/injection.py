@@ -6,9 +6,10 @@ languages for the commonest "forget all instructions"), imperative and
 second-person cues, and how close its embedding lies to short descriptions of
 injection intents written here (not taken from any evaluation file) — and a
 logistic model with weights held as constants below turns them into a score
-in [0, 1]. The weights were fitted with ``injection_eval.fit_weights`` on the
-labelled evaluation file; the figures that command reports are k-fold
-cross-validated, never training-set figures.
+in [0, 1]. The weights were fitted with ``injection_eval.fit_weights``
+(scikit-learn's class-balanced logistic regression, C = 3) on the labelled
+evaluation file; the figures ``guard_eval`` reports are k-fold cross-validated,
+never training-set figures.
 
 No network: the embedder is the bundled MiniLM. If it cannot be loaded the
 semantic feature is left at zero and the patterns still decide.
@@ -222,7 +223,9 @@ FEATURE_NAMES: tuple[str, ...] = (
 
 # Logistic weights over FEATURE_NAMES (and the bias), fitted by
 # ``kb.guard.injection_eval.fit_weights`` on all rows of the shared labelled file
-# (../shared/data/prompt_injections.jsonl); ``guard_eval`` reports cross-validated figures.
+# (../shared/data/prompt_injections.jsonl, copied to tests/data/); ``guard_eval`` reports
+# cross-validated figures, and tests/kb/test_injection_guard.py checks that the fit
+# still gives these values to two decimals.
 WEIGHTS: tuple[float, ...] = (
     5.06,  # override
     1.75,  # new_task

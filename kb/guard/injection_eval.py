@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from sklearn.linear_model import LogisticRegression
 
 from kb.embeddings.usage import usage_recording_paused
 from kb.guard.injection import (
@@ -86,33 +87,30 @@ def load_rows(path: Path) -> tuple[list[str], npt.NDArray[np.bool_]]:
     return texts, np.asarray(labels, dtype=bool)
 
 
+def logistic_model(*, l2: float = L2) -> LogisticRegression:
+    """The (unfitted) model behind the shipped weights.
+
+    Class-balanced, L2-regularised logistic regression with an unpenalised
+    bias: it minimises ``l2 * sum_i w_i * logloss_i + |weights|^2 / 2`` with
+    ``w_i`` the balanced class weight ``n / (2 * n_class)``, which is
+    scikit-learn's objective with ``C = l2``. Solved by Newton's method with the
+    exact Hessian (``newton-cholesky``): 12 features, a few hundred rows.
+    """
+    return LogisticRegression(
+        C=l2, class_weight="balanced", solver="newton-cholesky", tol=1e-8, max_iter=100
+    )
+
+
 def fit_weights(
     features: npt.NDArray[np.float64], labels: npt.NDArray[np.bool_], *, l2: float = L2
 ) -> tuple[npt.NDArray[np.float64], float]:
-    """Class-balanced, L2-regularised logistic regression by Newton's method.
+    """Fit ``logistic_model`` and return (weights, bias) in ``score_features``' terms.
 
-    Returns (weights, bias). This is the procedure that produced the constants
-    in ``kb.guard.injection``; the bias is not penalised.
+    This is the procedure that produced the constants in ``kb.guard.injection``
+    (fitted on every row of the shared file). Both classes must be present.
     """
-    n, d = features.shape
-    design = np.hstack([features, np.ones((n, 1))])
-    y = labels.astype(np.float64)
-    positives = max(y.sum(), 1.0)
-    negatives = max(n - y.sum(), 1.0)
-    sample_weight = np.where(labels, n / (2 * positives), n / (2 * negatives))
-    penalty = np.full(d + 1, 1.0 / l2)
-    penalty[-1] = 0.0
-    theta = np.zeros(d + 1)
-    for _ in range(50):
-        p = 1.0 / (1.0 + np.exp(-np.clip(design @ theta, -30, 30)))
-        gradient = design.T @ (sample_weight * (p - y)) + penalty * theta
-        curvature = sample_weight * p * (1 - p)
-        hessian = design.T @ (design * curvature[:, None]) + np.diag(penalty) + 1e-9 * np.eye(d + 1)
-        step = np.linalg.solve(hessian, gradient)
-        theta -= step
-        if np.abs(step).max() < 1e-8:
-            break
-    return theta[:-1], float(theta[-1])
+    model = logistic_model(l2=l2).fit(features, np.asarray(labels, dtype=bool))
+    return np.asarray(model.coef_[0], dtype=np.float64), float(model.intercept_[0])
 
 
 def stratified_folds(

@@ -1,10 +1,15 @@
 """PII detection and redaction before text leaves for a third-party provider.
 
-Rule-based recognisers, no model and no network: e-mail addresses, phone numbers,
-payment card numbers (Luhn-checked), IBANs (ISO 13616 length and mod-97 checked),
-US social security numbers (invalid ranges excluded) and IPv4/IPv6 addresses
-(parsed by `ipaddress`). Names, postal addresses and dates are not detected: a
-pattern cannot tell a name from a word, and a guess would redact half the prompt.
+Rule-based recognisers, no model and no network: e-mail addresses; phone numbers
+(`phonenumbers`, Google's libphonenumber: a number written with + and a country
+code is taken if its length is possible there, a national one only if it is a
+valid number of one of the regions of ``CAIRN_PII_PHONE_REGIONS``); payment card
+numbers (an issuer's prefix and length, 12-19 digits, and the Luhn check of
+`stdnum.luhn`); IBANs (`stdnum.iban`: the country's format and mod-97); US social
+security numbers (`stdnum.us.ssn`: no 000, 666 or 9xx area, no published
+example) and IPv4/IPv6 addresses (parsed by `ipaddress`). Names, postal addresses
+and dates are not detected: a pattern cannot tell a name from a word, and a
+guess would redact half the prompt.
 
 `pii_redact` replaces each span with a placeholder such as ``[EMAIL_1]``; passing
 the same ``mapping`` for the question, the history and the passages of one prompt
@@ -18,8 +23,16 @@ from __future__ import annotations
 import ipaddress
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
+
+import phonenumbers
+from django.conf import settings
+from stdnum import iban as stdnum_iban
+from stdnum import isbn as stdnum_isbn
+from stdnum import luhn, numdb
+from stdnum.us import ssn as stdnum_ssn
 
 EMAIL_ADDRESS = "EMAIL_ADDRESS"
 PHONE_NUMBER = "PHONE_NUMBER"
@@ -71,63 +84,93 @@ def _emails(text: str) -> Iterator[PiiSpan]:
 
 # --- payment cards -------------------------------------------------------------
 
-# Contiguous digits, or groups of four (Visa, Mastercard, ...), or Amex's 4-6-5.
+# Contiguous digits, or groups of four (Visa, Mastercard, Maestro, ...), or Amex's
+# 4-6-5 and Diners' 4-6-4.
 _CARD_RE = re.compile(
     r"(?<![\w-])(?:"
-    r"\d{13,19}"
-    r"|\d{4}([ -])\d{4}\1\d{4}\1\d{1,7}"
+    r"\d{12,19}"
+    r"|\d{4}([ -])\d{4}\1\d{4}(?:\1\d{1,4}){0,2}"
     r"|\d{4}([ -])\d{6}\2\d{4,5}"
     r")(?![\w-]|[.,]\d)"
 )
 
+# Issuer identification number ranges (ISO/IEC 7812; first and last prefix of a
+# range, of one length) and the lengths the scheme issues. A Luhn-valid number
+# outside them is some other long number (a tenth of all numbers pass Luhn).
+_CARD_SCHEMES: tuple[tuple[str, str, tuple[int, ...]], ...] = (
+    ("4", "4", (13, 16, 19)),  # Visa
+    ("51", "55", (16,)), ("2221", "2720", (16,)),  # Mastercard
+    ("34", "34", (15,)), ("37", "37", (15,)),  # American Express
+    ("300", "305", (14, 15, 16, 17, 18, 19)), ("36", "36", (14, 15, 16, 17, 18, 19)),
+    ("3095", "3095", (16, 17, 18, 19)), ("38", "39", (16, 17, 18, 19)),  # Diners Club
+    ("6011", "6011", (16, 17, 18, 19)), ("644", "649", (16, 17, 18, 19)),
+    ("65", "65", (16, 17, 18, 19)),  # Discover, RuPay, Troy
+    ("62", "62", (16, 17, 18, 19)), ("81", "82", (16, 17, 18, 19)),  # UnionPay, RuPay
+    ("3528", "3589", (16, 17, 18, 19)),  # JCB
+    ("50", "50", tuple(range(12, 20))), ("56", "69", tuple(range(12, 20))),  # Maestro
+    ("2200", "2205", (16, 17, 18, 19)),  # Mir, BORICA
+    ("1", "1", (15,)),  # UATP
+    ("1946", "1946", (16, 18, 19)),  # GPN
+    ("8600", "8600", (16,)), ("9860", "9860", (16,)),  # UzCard, Humo
+    ("9704", "9704", (16, 19)), ("9792", "9792", (16,)),  # Napas, Troy
+)  # fmt: skip
+
+
+def card_scheme_known(digits: str) -> bool:
+    """True if some scheme issues numbers of this length with this prefix."""
+    return any(
+        len(digits) in lengths and low <= digits[: len(low)] <= high
+        for low, high, lengths in _CARD_SCHEMES
+    )
+
 
 def luhn_valid(digits: str) -> bool:
-    """True if the digit string passes the Luhn checksum."""
-    total = 0
-    for position, char in enumerate(reversed(digits)):
-        value = int(char)
-        if position % 2:
-            value = value * 2 - 9 if value > 4 else value * 2
-        total += value
-    return total % 10 == 0
+    """True if the digit string passes the Luhn checksum (`stdnum.luhn`)."""
+    return digits.isdigit() and luhn.is_valid(digits)
+
+
+def card_number_valid(digits: str) -> bool:
+    return 12 <= len(digits) <= 19 and card_scheme_known(digits) and luhn_valid(digits)
 
 
 def _cards(text: str) -> Iterator[PiiSpan]:
     for match in _CARD_RE.finditer(text):
-        digits = re.sub(r"\D", "", match.group())
-        # Issuers' numbers start with 2-6 (Mastercard 2-series, Amex/Diners 3, Visa 4,
-        # Mastercard 5, Discover/UnionPay 6); the rest are airline, fuel or national cards
-        # and, far more often, some other long number that happens to pass Luhn.
-        if 13 <= len(digits) <= 19 and digits[0] in "23456" and luhn_valid(digits):
-            yield PiiSpan(CREDIT_CARD, match.start(), match.end(), match.group())
+        value = match.group()
+        # Groups of four may run on into a year or a code ("... 1111 2027"): drop
+        # trailing groups until the number checks out or is too short to be a card.
+        while True:
+            digits = re.sub(r"\D", "", value)
+            if card_number_valid(digits):
+                yield PiiSpan(CREDIT_CARD, match.start(), match.start() + len(value), value)
+                break
+            shorter = re.sub(r"[ -]\d+$", "", value)
+            if shorter == value or len(re.sub(r"\D", "", shorter)) < 12:
+                break
+            value = shorter
 
 
 # --- IBAN ----------------------------------------------------------------------
 
-# ISO 13616 registry: country -> IBAN length.
-IBAN_LENGTHS: dict[str, int] = {
-    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22,
-    "BH": 22, "BI": 27, "BR": 29, "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24,
-    "DE": 22, "DJ": 27, "DK": 18, "DO": 28, "EE": 20, "EG": 29, "ES": 24, "FI": 18,
-    "FK": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23, "GL": 18, "GR": 27,
-    "GT": 28, "HR": 21, "HU": 28, "IE": 22, "IL": 23, "IQ": 23, "IS": 26, "IT": 27,
-    "JO": 30, "KW": 30, "KZ": 20, "LB": 28, "LC": 32, "LI": 21, "LT": 20, "LU": 20,
-    "LV": 21, "LY": 25, "MC": 27, "MD": 24, "ME": 22, "MK": 19, "MN": 20, "MR": 27,
-    "MT": 31, "MU": 30, "NI": 28, "NL": 18, "NO": 15, "OM": 23, "PK": 24, "PL": 28,
-    "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "RU": 33, "SA": 24, "SC": 31,
-    "SD": 18, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "SO": 23, "ST": 25, "SV": 28,
-    "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20, "YE": 30,
-}  # fmt: skip
+
+def _iban_lengths() -> dict[str, int]:
+    """Country -> IBAN length, from the ISO 13616 registry as `stdnum` ships it."""
+    lengths = {}
+    for _length, country, _high, properties, _children in numdb.get("iban").prefixes:
+        sizes = re.findall(r"(\d+)!", properties.get("bban", ""))
+        if sizes:
+            lengths[country] = 4 + sum(int(size) for size in sizes)
+    return lengths
+
+
+IBAN_LENGTHS: dict[str, int] = _iban_lengths()
 
 _IBAN_RE = re.compile(r"(?<![\w-])([A-Z]{2})(\d{2})((?: ?[A-Z0-9]){10,30})")
 
 
 def iban_valid(iban: str) -> bool:
-    """True if the compact IBAN has its country's length and a mod-97 remainder of 1."""
-    if IBAN_LENGTHS.get(iban[:2]) != len(iban) or not iban.isalnum():
-        return False
-    rearranged = iban[4:] + iban[:4]
-    return int("".join(str(int(char, 36)) for char in rearranged)) % 97 == 1
+    """True if the compact IBAN has its country's format and a mod-97 remainder of 1,
+    and passes the national check where `stdnum` knows one (BE, ES, ME, NO)."""
+    return iban.isalnum() and stdnum_iban.is_valid(iban)
 
 
 def _ibans(text: str) -> Iterator[PiiSpan]:
@@ -157,15 +200,15 @@ def _ibans(text: str) -> Iterator[PiiSpan]:
 # A separator is required: nine bare digits are as often an account, licence or
 # order number as an SSN.
 _SSN_RE = re.compile(r"(?<![\w-])(\d{3})([- ])(\d{2})\2(\d{4})(?![\w-]|[.,]\d)")
-# Numbers published in advertising and examples, never issued to anyone.
-_SSN_PUBLISHED = {"078051120", "219099999", "123456789"}
+# Numbers published in examples, on top of those `stdnum.us.ssn` already refuses
+# (078-05-1120 of the Woolworth wallet, 219-09-9999, 457-55-5462).
+_SSN_EXAMPLES = {"123456789"}
 
 
 def ssn_valid(area: str, group: str, serial: str) -> bool:
     """True if the parts fall in the ranges the SSA issues (no 000, 666, 9xx areas...)."""
-    if area in ("000", "666") or area[0] == "9" or group == "00" or serial == "0000":
-        return False
-    return area + group + serial not in _SSN_PUBLISHED
+    number = area + group + serial
+    return stdnum_ssn.is_valid(number) and number not in _SSN_EXAMPLES
 
 
 def _ssns(text: str) -> Iterator[PiiSpan]:
@@ -203,11 +246,92 @@ def _ips(text: str) -> Iterator[PiiSpan]:
 
 # --- phone numbers -------------------------------------------------------------
 
+DEFAULT_PHONE_REGIONS: tuple[str, ...] = ("US", "GB", "DE", "FR", "CH")
+
+# Words that make a number an identifier rather than a phone (many national numbers
+# are valid phone numbers somewhere: "order 0123456789" is a French one).
+_NOT_PHONE_CONTEXT_RE = re.compile(
+    r"\b(?:invoice|order|ref(?:erence)?|receipt|ticket|case|account|acct|id|no\.?|number|"
+    r"version|v|isbn|issn|serial|sku|part|po|tracking|customer)[ \t:.#]*$|[$€£¥#][ \t]*$",
+    re.IGNORECASE,
+)
+_PHONE_CONTEXT_RE = re.compile(
+    r"(?:phone|tel|telephone|mobile|cell|fax|call|desk|office|whatsapp)\b[^\n]{0,12}$",
+    re.IGNORECASE,
+)
+# Where a phone number can be: a run of digits and the characters that group them.
+# `phonenumbers` parses every digit group of a text once per region, so only runs
+# with enough digits for a phone number are handed to it, with a little text around
+# (the matcher looks at the character before a number, and at an extension after it).
+_PHONE_RUN_RE = re.compile(r"[+(]*\d[\d \t().\-/+]*")
+_PHONE_MIN_DIGITS = 6
+_PHONE_BEFORE, _PHONE_AFTER = 2, 24
+
+
+def configured_phone_regions() -> tuple[str, ...]:
+    """The regions whose national formats are recognised (``CAIRN_PII_PHONE_REGIONS``).
+
+    Codes `phonenumbers` does not know are left out (``guard_eval pii`` prints the
+    list in use).
+    """
+    configured = (
+        getattr(settings, "CAIRN_PII_PHONE_REGIONS", DEFAULT_PHONE_REGIONS)
+        if settings.configured
+        else DEFAULT_PHONE_REGIONS
+    )
+    return _known_regions(tuple(configured))
+
+
+@lru_cache(maxsize=64)
+def _known_regions(regions: tuple[str, ...]) -> tuple[str, ...]:
+    known: list[str] = []
+    for region in regions:
+        code = region.strip().upper()
+        if code in phonenumbers.SUPPORTED_REGIONS and code not in known:
+            known.append(code)
+    return tuple(known)
+
+
+def _looks_like_isbn(value: str) -> bool:
+    # 0-306-40615-2: a hyphenated ISBN-10 is also a valid German or French number.
+    return value.count("-") >= 3 and stdnum_isbn.is_valid(value)
+
+
+def _phone_matches(text: str, regions: Sequence[str]) -> Iterator[phonenumbers.PhoneNumberMatch]:
+    for run in _PHONE_RUN_RE.finditer(text):
+        if sum(char.isdigit() for char in run.group()) < _PHONE_MIN_DIGITS:
+            continue
+        offset = max(0, run.start() - _PHONE_BEFORE)
+        window = text[offset : run.end() + _PHONE_AFTER]
+        matchers = [
+            phonenumbers.PhoneNumberMatcher(window, region, leniency=phonenumbers.Leniency.VALID)
+            for region in regions  # national formats: a valid number of one of the regions
+        ]
+        if "+" in run.group():
+            # Written with + and a country code: any length possible in that country.
+            matchers.append(
+                phonenumbers.PhoneNumberMatcher(
+                    window, None, leniency=phonenumbers.Leniency.POSSIBLE
+                )
+            )
+        for matcher in matchers:
+            for match in matcher:
+                # A number that starts in the text after the run has a run of its own.
+                if match.start + offset < run.end():
+                    yield phonenumbers.PhoneNumberMatch(
+                        match.start + offset, match.raw_string, match.number
+                    )
+
+
+# The shape of a written phone number, valid or not in any numbering plan: support
+# conversations carry numbers libphonenumber does not know (a new range, a typo, an
+# extension, a country outside the configured regions), and a guard must err towards
+# redacting them. Both recognisers' spans are candidates; the longest wins.
 # Two or more digit groups joined by one space, hyphen or dot (or an area code in
 # parentheses), optionally after a + country code, optionally with an extension;
 # or + and 8-15 bare digits. Deliberately no newlines: addresses put a postcode on
 # one line and a house number on the next.
-_PHONE_RE = re.compile(
+_PHONE_SHAPE_RE = re.compile(
     r"(?<![\w+\-.,/:])"
     r"(?P<number>"
     r"\+\d{8,15}"
@@ -218,17 +342,7 @@ _PHONE_RE = re.compile(
     r"(?![\w\-/]|[.,:]\d)"
 )
 _PHONE_GROUP_RE = re.compile(r"\d+")
-_PHONE_MIN_DIGITS, _PHONE_MAX_DIGITS = 8, 15
-# Words that make a grouped number an identifier or an amount rather than a phone.
-_NOT_PHONE_CONTEXT_RE = re.compile(
-    r"\b(?:invoice|order|ref(?:erence)?|receipt|ticket|case|account|acct|id|no\.?|number|"
-    r"version|v|isbn|serial|sku|part)[ \t:.#]*$|[$€£¥#][ \t]*$",
-    re.IGNORECASE,
-)
-_PHONE_CONTEXT_RE = re.compile(
-    r"(?:phone|tel|telephone|mobile|cell|fax|call|desk|office|whatsapp)\b[^\n]{0,12}$",
-    re.IGNORECASE,
-)
+_SHAPE_MIN_DIGITS, _SHAPE_MAX_DIGITS = 8, 15
 
 
 def _is_year(group: str) -> bool:
@@ -252,7 +366,7 @@ def _is_date(groups: list[str]) -> bool:
 def _phone_shape_ok(number: str, before: str) -> bool:
     groups = _PHONE_GROUP_RE.findall(number)
     digits = "".join(groups)
-    if not _PHONE_MIN_DIGITS <= len(digits) <= _PHONE_MAX_DIGITS:
+    if not _SHAPE_MIN_DIGITS <= len(digits) <= _SHAPE_MAX_DIGITS:
         return False
     if _NOT_PHONE_CONTEXT_RE.search(before) and not _PHONE_CONTEXT_RE.search(before):
         return False
@@ -281,32 +395,54 @@ def _phone_shape_ok(number: str, before: str) -> bool:
     return True
 
 
-def _phones(text: str) -> Iterator[PiiSpan]:
-    for match in _PHONE_RE.finditer(text):
+def _phones_by_shape(text: str) -> Iterator[PiiSpan]:
+    for match in _PHONE_SHAPE_RE.finditer(text):
         before = text[max(0, match.start() - 30) : match.start()]
-        if _phone_shape_ok(match.group("number"), before):
+        if _phone_shape_ok(match.group("number"), before) and not _looks_like_isbn(
+            match.group("number")
+        ):
             yield PiiSpan(PHONE_NUMBER, match.start(), match.end(), match.group())
+
+
+def _phones(text: str, regions: Sequence[str]) -> Iterator[PiiSpan]:
+    seen: set[tuple[int, int]] = set()
+    for match in _phone_matches(text, regions):
+        if (match.start, match.end) in seen:
+            continue
+        seen.add((match.start, match.end))
+        before = text[max(0, match.start - 30) : match.start]
+        if _NOT_PHONE_CONTEXT_RE.search(before) and not _PHONE_CONTEXT_RE.search(before):
+            continue
+        if _looks_like_isbn(match.raw_string):
+            continue
+        yield PiiSpan(PHONE_NUMBER, match.start, match.end, match.raw_string)
 
 
 # --- finding and redacting -----------------------------------------------------
 
-_RECOGNISERS: tuple[Callable[[str], Iterator[PiiSpan]], ...] = (
-    _emails,
-    _ibans,
-    _cards,
-    _ssns,
-    _ips,
-    _phones,
-)
 
-
-def pii_find(text: str) -> list[PiiSpan]:
+def pii_find(text: str, *, phone_regions: Sequence[str] | None = None) -> list[PiiSpan]:
     """The PII spans of ``text``, ordered and non-overlapping.
 
-    Where recognisers disagree, the longer span wins, then the more specific type
-    (a Luhn-valid card over the phone number it also resembles).
+    ``phone_regions`` (ISO 3166 codes) replaces ``CAIRN_PII_PHONE_REGIONS`` for
+    the national phone formats. Where recognisers disagree, the longer span wins,
+    then the more specific type (a Luhn-valid card over the phone number it also
+    resembles).
     """
-    candidates = [span for recognise in _RECOGNISERS for span in recognise(text)]
+    regions = (
+        configured_phone_regions()
+        if phone_regions is None
+        else _known_regions(tuple(phone_regions))
+    )
+    candidates = [
+        *_emails(text),
+        *_ibans(text),
+        *_cards(text),
+        *_ssns(text),
+        *_ips(text),
+        *_phones(text, regions),
+        *_phones_by_shape(text),
+    ]
     candidates.sort(key=lambda span: (span.start - span.end, _PRIORITY[span.entity_type]))
     chosen: list[PiiSpan] = []
     for span in candidates:
@@ -337,12 +473,18 @@ def _normalised(entity_type: str, value: str) -> str:
     return re.sub(r"[^\dx]", "", value.lower())
 
 
-def pii_redact(text: str, *, mapping: dict[str, str] | None = None) -> Redaction:
+def pii_redact(
+    text: str,
+    *,
+    mapping: dict[str, str] | None = None,
+    phone_regions: Sequence[str] | None = None,
+) -> Redaction:
     """Replace every PII span of ``text`` with a placeholder such as ``[EMAIL_1]``.
 
     ``mapping`` (placeholder -> value) is extended in place and returned as the
     redaction's ``placeholders``: pass one dict for all the texts of one prompt so
     that a value keeps its placeholder across question, history and passages.
+    ``phone_regions`` as for `pii_find`.
     """
     placeholders = mapping if mapping is not None else {}
     known: dict[tuple[str, str], str] = {}
@@ -357,7 +499,7 @@ def pii_redact(text: str, *, mapping: dict[str, str] | None = None) -> Redaction
 
     pieces: list[str] = []
     position = 0
-    for span in pii_find(text):
+    for span in pii_find(text, phone_regions=phone_regions):
         key = (span.entity_type, _normalised(span.entity_type, span.text))
         placeholder = known.get(key)
         if placeholder is None:
@@ -387,14 +529,14 @@ _RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None
 }
 
 
-def _redacted(value: object) -> object:
+def _redacted(value: object, redact: Callable[[str], str]) -> object:
     """``value`` with PII redacted from its strings (also inside lists, tuples and dicts)."""
     if isinstance(value, str):
-        return pii_redact(value).text
+        return redact(value)
     if isinstance(value, list | tuple):
-        return [_redacted(item) for item in value]
+        return [_redacted(item, redact) for item in value]
     if isinstance(value, dict):
-        return {key: _redacted(item) for key, item in value.items()}
+        return {key: _redacted(item, redact) for key, item in value.items()}
     return value
 
 
@@ -405,25 +547,29 @@ class PiiLogFilter(logging.Filter):
     The message is formatted here (``msg % args``) and the record keeps only the
     redacted result, so handlers and formatters further on never see the values.
     Install it on handlers (``"filters": ["pii"]`` in ``LOGGING``) to cover
-    records from every logger.
+    records from every logger. Subclasses may keep some values by overriding ``redact``.
     """
+
+    def redact(self, text: str, record: logging.LogRecord) -> str:
+        """``text``, a piece of ``record``, with its PII replaced by placeholders."""
+        return pii_redact(text).text
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
         except Exception:  # a broken format string is logged as is, still redacted
             message = f"{record.msg} {record.args}" if record.args else str(record.msg)
-        redacted = pii_redact(message).text
+        redacted = self.redact(message, record)
         if redacted != message or record.args:
             record.msg, record.args = redacted, ()
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = pii_redact(record.exc_text).text
+            record.exc_text = self.redact(record.exc_text, record)
         if record.stack_info:
-            record.stack_info = pii_redact(record.stack_info).text
+            record.stack_info = self.redact(record.stack_info, record)
         extras = {k: v for k, v in vars(record).items() if k not in _RECORD_ATTRIBUTES}
         for key, value in extras.items():
             if isinstance(value, str | list | tuple | dict):
-                setattr(record, key, _redacted(value))
+                setattr(record, key, _redacted(value, lambda text: self.redact(text, record)))
         return True

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kb.guard.pii import ENTITY_TYPES, pii_find
+from kb.guard.pii import ENTITY_TYPES, configured_phone_regions, pii_find
 
 
 @dataclass
@@ -60,6 +60,8 @@ class PiiReport:
     rows: int
     scores: dict[str, EntityScore]
     not_detected: dict[str, int]
+    # The regions whose national phone formats were recognised (CAIRN_PII_PHONE_REGIONS).
+    phone_regions: tuple[str, ...] = ()
     # (entity_type, text) of wrong predictions and of missed gold spans, for tuning.
     false_alarms: list[tuple[str, str]] = field(default_factory=list)
     misses: list[tuple[str, str]] = field(default_factory=list)
@@ -81,6 +83,8 @@ class PiiReport:
 
         lines = [
             f"PII redactor on {self.rows} sentences (exact span match)",
+            f"phone regions: {', '.join(self.phone_regions) or 'none'} "
+            "(national formats; +country numbers everywhere)",
             "",
             f"{'entity type':<16} {'gold':>5} {'pred':>5} {'tp':>4} "
             f"{'prec':>5} {'recall':>6} {'overlap':>7}",
@@ -103,6 +107,7 @@ class PiiReport:
     def as_dict(self) -> dict[str, Any]:
         return {
             "rows": self.rows,
+            "phone_regions": list(self.phone_regions),
             "entity_types": {name: score.as_dict() for name, score in self.scores.items()},
             "total": self.total.as_dict(),
             "not_detected": self.not_detected,
@@ -116,7 +121,12 @@ def pii_report(path: Path) -> PiiReport:
     rows = json.loads(path.read_text(encoding="utf-8"))
     scores = {entity_type: EntityScore(entity_type) for entity_type in ENTITY_TYPES}
     not_detected: dict[str, int] = {}
-    report = PiiReport(rows=len(rows), scores=scores, not_detected=not_detected)
+    report = PiiReport(
+        rows=len(rows),
+        scores=scores,
+        not_detected=not_detected,
+        phone_regions=configured_phone_regions(),
+    )
     for row in rows:
         text: str = row["full_text"]
         gold = [

@@ -10,16 +10,24 @@ import numpy as np
 import pytest
 from django.core.management import call_command
 
+from kb.embeddings.usage import usage_recording_paused
 from kb.guard.injection import (
     BIAS,
     DEFAULT_INJECTION_THRESHOLD,
     FEATURE_NAMES,
     WEIGHTS,
     InjectionVerdict,
+    feature_matrix,
     injection_scan,
     injection_threshold,
 )
-from kb.guard.injection_eval import fit_weights, load_rows, stratified_folds
+from kb.guard.injection_eval import (
+    L2,
+    fit_weights,
+    load_rows,
+    logistic_model,
+    stratified_folds,
+)
 
 # A copy of shared/data's file (tests/data/README.md: measure with it, never memorise it)
 SHARED_INJECTIONS = Path(__file__).resolve().parents[1] / "data/prompt_injections.jsonl"
@@ -96,6 +104,36 @@ def test_fitting_separates_a_feature_that_decides_the_label() -> None:
 
     assert weights[0] > 2 * abs(weights[1])
     assert bias < 0 < weights[0] + bias
+
+
+def test_the_fit_is_scikit_learns_balanced_logistic_regression_with_c_equal_to_l2() -> None:
+    # given rows with a 1:3 class imbalance and two informative features
+    rng = np.random.default_rng(2)
+    labels = rng.random(400) < 0.25
+    features = np.column_stack([labels + rng.normal(0, 0.8, 400), rng.normal(0, 1, 400)])
+
+    weights, bias = fit_weights(features, labels, l2=0.5)
+
+    model = logistic_model(l2=0.5)
+    assert model.C == 0.5 and model.class_weight == "balanced"
+    # the gradient of l2 * sum(balanced weight * log loss) + |weights|^2 / 2 vanishes there,
+    # with the bias unpenalised (its own gradient is the data term's alone)
+    p = 1 / (1 + np.exp(-(features @ weights + bias)))
+    balanced = np.where(labels, 400 / (2 * labels.sum()), 400 / (2 * (~labels).sum()))
+    residual = balanced * (p - labels)
+    assert np.allclose(0.5 * features.T @ residual + weights, 0, atol=1e-5)
+    assert abs(residual.sum()) < 1e-5
+
+
+def test_shipped_weights_are_the_fit_on_every_row_of_the_shared_file() -> None:
+    texts, labels = load_rows(SHARED_INJECTIONS)
+    with usage_recording_paused():
+        features = feature_matrix(texts, strict=True)
+
+    weights, bias = fit_weights(features, labels, l2=L2)
+
+    assert np.allclose(weights, WEIGHTS, atol=0.01), np.round(weights, 2).tolist()
+    assert abs(bias - BIAS) < 0.01, round(bias, 2)
 
 
 def test_folds_are_disjoint_cover_every_row_and_keep_the_class_balance() -> None:
