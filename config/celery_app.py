@@ -12,9 +12,12 @@ from celery import Celery
 
 # Tasks carry the request id of whatever queued them (signal handlers, connected on import).
 import config.celery_request_id  # noqa: F401
+from config import broker_filesystem
 from config.bootstrap import ensure_embedded_database
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+# filesystem:// (the embedded mode's broker) without kombu's half-written messages.
+broker_filesystem.register()
 # Workers and beat started on their own in embedded mode find their database running.
 ensure_embedded_database(stop_at_exit=False)
 

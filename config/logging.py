@@ -6,8 +6,11 @@ the context into them (``chat/streaming.py``); Celery tasks get it from a messag
 header (``config/celery_request_id.py``). ``RequestIdFilter`` stamps it on every
 record a handler emits, and ``JsonFormatter`` writes one object per line: ``ts``,
 ``level``, ``logger``, ``message``, ``request_id``, the record's ``extra`` fields
-and ``exc``. Redacting PII is ``kb.guard.pii.PiiLogFilter``'s job, on the same
-handler (see ``logging_config``).
+and ``exc``; ``PlainFormatter`` writes one line of text, for a terminal
+(``CAIRN_LOG_FORMAT=auto``, the default, picks it when the log stream is one).
+Redacting PII is ``kb.guard.pii_logs.LogPiiFilter``'s job, on the same handler,
+named by its dotted path in ``logging_config`` so that importing the settings imports
+no app.
 """
 
 from __future__ import annotations
@@ -24,9 +27,9 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from enum import Enum
 from pathlib import PurePath
-from typing import Any
+from typing import Any, TextIO
 
-LOG_FORMATS = ("json", "plain")
+LOG_FORMATS = ("auto", "json", "plain")
 REQUEST_ID_MAX_LENGTH = 64
 # Letters, digits and . _ : - only: an id a client sends is written into every log
 # line of its request, so it must not be able to break a line or forge another.
@@ -92,6 +95,8 @@ RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None)
     "asctime",
     "request_id",
     "taskName",
+    # uvicorn's copy of its message template with terminal colour codes: not data.
+    "color_message",
 }
 _OMIT = object()
 
@@ -151,13 +156,29 @@ class JsonFormatter(logging.Formatter):
 
 
 class PlainFormatter(logging.Formatter):
-    """For reading at a terminal: time, level, logger, [request id], message."""
+    """For reading at a terminal: time, level, logger, [request id] (when there is
+    one), message; the traceback on the lines after."""
 
     def __init__(self) -> None:
-        super().__init__(
-            "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s",
-            defaults={"request_id": "-"},
-        )
+        super().__init__("%(asctime)s %(levelname)s %(name)s%(request_tag)s: %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        request_id = getattr(record, "request_id", None)
+        values = {**vars(record), "request_tag": f" [{request_id}]" if request_id else ""}
+        return self._style._fmt % values
+
+
+def log_format_resolve(log_format: str, *, production: bool, stream: TextIO) -> str:
+    """``json`` or ``plain`` for the ``CAIRN_LOG_FORMAT`` setting: ``auto`` is plain text
+    when the logs go to a terminal in embedded mode (``make run``), JSON otherwise (a
+    file, a pipe, a container's log collector, production)."""
+    if log_format != "auto":
+        return log_format
+    try:
+        terminal = stream.isatty()
+    except (AttributeError, ValueError):  # no stream, or a closed one
+        terminal = False
+    return "plain" if terminal and not production else "json"
 
 
 def logging_config(*, log_format: str, level: str) -> dict[str, Any]:
@@ -172,7 +193,7 @@ def logging_config(*, log_format: str, level: str) -> dict[str, Any]:
         "filters": {
             # PII (emails, phone numbers, cards, IBANs, SSNs, IP addresses) never reaches
             # the logs: in messages, string extra fields and tracebacks alike.
-            "pii": {"()": "kb.guard.pii.PiiLogFilter"},
+            "pii": {"()": "kb.guard.pii_logs.LogPiiFilter"},
             # After the PII filter: the id is ours (or checked), and must stay whole.
             "request_id": {"()": "config.logging.RequestIdFilter"},
         },

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 
 class StartupError(Exception):
     """Cairn cannot start; the message is one line that says what to fix."""
@@ -77,15 +79,21 @@ def check_database() -> CheckResult:
         from django.db import connection
 
         try:
-            with connection.cursor() as cursor:
+            # A connection of its own, not one from the pool: the pool would retry a
+            # server that is not there until CAIRN_DB_POOL_TIMEOUT, logging each try,
+            # where a direct connection fails once, after CAIRN_DB_CONNECT_TIMEOUT.
+            with (
+                psycopg.connect(**connection.get_connection_params()) as direct,
+                direct.cursor() as cursor,
+            ):
                 cursor.execute("SELECT current_setting('server_version')")
-                (version,) = cursor.fetchone()
+                row = cursor.fetchone()
         except Exception as exc:
             message = describe_database_error(exc)
             if message is None:
                 raise
             raise StartupError(message) from exc
-        return f"PostgreSQL {version}"
+        return f"PostgreSQL {row[0] if row else '?'}"
 
     return _timed("database", probe)
 

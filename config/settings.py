@@ -8,12 +8,13 @@ Two modes, chosen by DATABASE_URL:
 * production (DATABASE_URL set): the given PostgreSQL, Redis (REDIS_URL) as
   broker, cache and rate-limit store, and a strong SECRET_KEY is mandatory.
 
-Every variable is read through ``config.env`` so that the README table and
+Every variable is read through ``config.env`` so that docs/configuration.md (generated) and
 compose.yaml can be checked against what is actually read.
 """
 
 from __future__ import annotations
 
+import sys
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from config.env import (
     env_secret,
     env_str,
 )
-from config.logging import LOG_FORMATS, logging_config
+from config.logging import LOG_FORMATS, log_format_resolve, logging_config
 from config.secret_key import load_or_create_secret_key, require_strong_secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -41,7 +42,8 @@ CAIRN_HOME = env_path(
     "CAIRN_HOME",
     BASE_DIR / ".cairn",
     shown=".cairn/",
-    help="Data folder of the embedded mode: database, broker queue, uploads, secret key.",
+    help="Data folder of the embedded mode: database, broker queue, uploads, secret key, "
+    "admin password.",
 )
 DATABASE_URL = env_str(
     "DATABASE_URL",
@@ -74,7 +76,8 @@ ALLOWED_HOSTS = env_list(
 CSRF_TRUSTED_ORIGINS = env_list(
     "CAIRN_CSRF_TRUSTED_ORIGINS",
     [],
-    help="Comma-separated origins (scheme://host) allowed to POST, when behind a proxy.",
+    help="Comma-separated origins (scheme://host, e.g. https://kb.example.com) allowed to "
+    "POST, when behind a proxy.",
 )
 
 INSTALLED_APPS = [
@@ -114,6 +117,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # A view's wait for a pooled database connection that timed out: 503, not a 500.
+    "config.api_errors.DatabaseBusyMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -139,11 +144,56 @@ TEMPLATES = [
 _conn_max_age = env_int(
     "CAIRN_DB_CONN_MAX_AGE",
     0,
-    help="Seconds a database connection is kept open (0: one per request, the safe ASGI choice).",
+    help="Seconds a database connection is kept open (0: one per request, the safe ASGI "
+    "choice). Must be 0 while the connection pool is on (CAIRN_DB_POOL_MAX_SIZE).",
 )
 _connect_timeout = env_int(
     "CAIRN_DB_CONNECT_TIMEOUT", 5, help="Seconds to wait for a database connection."
 )
+# One pool per process (Django's psycopg pool): every thread of the process (request
+# threads, answer threads, the liveness stamp) borrows from it and gives back on close,
+# so a web process never holds more than this many PostgreSQL connections, however many
+# requests it serves at once; the excess waits. Size it so that
+#   web processes x CAIRN_DB_POOL_MAX_SIZE + worker processes + beat + headroom
+# stays under PostgreSQL's max_connections (100 by default, the embedded one included):
+# compose's 4 web processes x 20 + 2 worker processes + beat leave 17 for migrations,
+# shells and monitoring (docs/scaling.md). Celery's prefork workers close the pool after
+# each task, so a worker process holds one connection at most.
+DB_POOL_MAX_SIZE = env_int(
+    "CAIRN_DB_POOL_MAX_SIZE",
+    20,
+    help="Most PostgreSQL connections one process opens (its connection pool); requests "
+    "past it wait for a free one (0: no pool, a connection per request and thread, uncapped). "
+    "Keep web processes x this + worker processes + 10 under max_connections.",
+)
+DB_POOL_TIMEOUT = env_float(
+    "CAIRN_DB_POOL_TIMEOUT",
+    30.0,
+    help="Seconds a request waits for a free pooled connection before it is answered "
+    "503 database_busy.",
+)
+if DB_POOL_MAX_SIZE < 0 or DB_POOL_TIMEOUT <= 0:
+    raise ConfigurationError(
+        "CAIRN_DB_POOL_MAX_SIZE must be 0 (no pool) or more, and CAIRN_DB_POOL_TIMEOUT above 0."
+    )
+if DB_POOL_MAX_SIZE and _conn_max_age:
+    raise ConfigurationError(
+        f"CAIRN_DB_CONN_MAX_AGE={_conn_max_age} keeps connections, which the connection pool "
+        "does not allow: set it to 0, or CAIRN_DB_POOL_MAX_SIZE=0 to turn the pool off."
+    )
+
+
+def _database_options(options: dict[str, Any]) -> dict[str, Any]:
+    options = {**options, "connect_timeout": _connect_timeout}
+    if DB_POOL_MAX_SIZE:
+        options["pool"] = {
+            # Connections are opened when needed, not at start: a worker or a management
+            # command that never queries opens none.
+            "min_size": 0,
+            "max_size": DB_POOL_MAX_SIZE,
+            "timeout": DB_POOL_TIMEOUT,
+        }
+    return options
 
 
 def _database_settings() -> dict[str, Any]:
@@ -157,7 +207,7 @@ def _database_settings() -> dict[str, Any]:
             "PORT": SOCKET_PORT,
             "CONN_MAX_AGE": _conn_max_age,
             "CONN_HEALTH_CHECKS": True,
-            "OPTIONS": {"connect_timeout": _connect_timeout},
+            "OPTIONS": _database_options({}),
         }
     try:
         config = environ.Env.db_url_config(DATABASE_URL)
@@ -173,7 +223,7 @@ def _database_settings() -> dict[str, Any]:
         {
             "CONN_MAX_AGE": _conn_max_age,
             "CONN_HEALTH_CHECKS": True,
-            "OPTIONS": {**config.get("OPTIONS", {}), "connect_timeout": _connect_timeout},
+            "OPTIONS": _database_options(config.get("OPTIONS", {})),
         }
     )
     return dict(config)
@@ -206,10 +256,13 @@ CELERY_BROKER_URL = (
     env_str(
         "CELERY_BROKER_URL",
         "",
-        help="Celery broker (redis:// or amqp://). Unset: REDIS_URL, else the filesystem broker.",
+        help="Celery broker (redis:// or amqp://). Unset: REDIS_URL, else the filesystem broker "
+        "under CAIRN_HOME/broker.",
     )
     or REDIS_URL
-    or "filesystem://"
+    # The filesystem transport needs no host, but kombu warns "No hostname was supplied"
+    # on every connection without one; localhost is what it falls back to anyway.
+    or "filesystem://localhost/"
 )
 CELERY_BROKER_FOLDER = CAIRN_HOME / "broker"
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {}
@@ -218,13 +271,16 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_in": str(CELERY_BROKER_FOLDER / "queue"),
         "data_folder_out": str(CELERY_BROKER_FOLDER / "queue"),
         "processed_folder": str(CELERY_BROKER_FOLDER / "processed"),
+        # The exchange -> queue bindings (celery.exchange); kombu's default is a
+        # "control" folder in the working directory.
+        "control_folder": str(CELERY_BROKER_FOLDER / "control"),
         "store_processed": False,
         # The filesystem transport polls; its default (1 s) idles a worker for up to a
         # second after every task. A directory listing every 50 ms costs next to nothing.
         "polling_interval": 0.05,
     }
     # kombu's filesystem transport fails on a missing folder rather than creating it.
-    for _folder in ("queue", "processed"):
+    for _folder in ("queue", "processed", "control"):
         (CELERY_BROKER_FOLDER / _folder).mkdir(parents=True, exist_ok=True)
 CELERY_TASK_DEFAULT_QUEUE = env_str(
     "CAIRN_TASK_QUEUE",
@@ -237,7 +293,10 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = env_int(
-    "CAIRN_TASK_TIME_LIMIT", 900, help="Hard time limit of one background task, in seconds."
+    "CAIRN_TASK_TIME_LIMIT",
+    900,
+    help="Hard time limit of one background task, in seconds (the soft limit is 60 s less, "
+    "at least 30 s).",
 )
 CELERY_TASK_SOFT_TIME_LIMIT = max(CELERY_TASK_TIME_LIMIT - 60, 30)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -292,10 +351,12 @@ DATA_UPLOAD_MAX_NUMBER_FILES = max(CAIRN_MAX_UPLOAD_FILES * 5, 100)
 CAIRN_LOAD_DEMO = env_bool(
     "CAIRN_LOAD_DEMO",
     CAIRN_EMBEDDED,
-    help="Load the demo knowledge base on `manage.py serve` (default: on in embedded mode).",
+    help="Load the demo knowledge base on `manage.py serve` (`make run`).",
 )
-CAIRN_HOST = env_str("CAIRN_HOST", "127.0.0.1", help="Address `manage.py serve` listens on.")
-CAIRN_PORT = env_int("CAIRN_PORT", 8000, help="Port `manage.py serve` listens on.")
+CAIRN_HOST = env_str(
+    "CAIRN_HOST", "127.0.0.1", help="Address `manage.py serve` (`make run`) listens on."
+)
+CAIRN_PORT = env_int("CAIRN_PORT", 8000, help="Port `manage.py serve` (`make run`) listens on.")
 CAIRN_WORKER_CONCURRENCY = env_int(
     "CAIRN_WORKER_CONCURRENCY",
     2,
@@ -309,7 +370,7 @@ CAIRN_EMBEDDING_MODEL = env_str(
     "CAIRN_EMBEDDING_MODEL",
     "sentence-transformers/all-MiniLM-L6-v2",
     help="Embedding model of new knowledge bases: the bundled "
-    "sentence-transformers/all-MiniLM-L6-v2, or openai:<model> (e.g. "
+    "sentence-transformers/all-MiniLM-L6-v2 (CPU, no network), or openai:<model> (e.g. "
     "openai:text-embedding-3-small, shortened to 384 dimensions).",
 )
 CAIRN_EMBEDDING_BATCH_SIZE = env_int(
@@ -324,22 +385,28 @@ CAIRN_EMBEDDING_THREADS = env_int(
 CAIRN_EMBEDDING_TIMEOUT = env_float(
     "CAIRN_EMBEDDING_TIMEOUT", 30.0, help="Seconds one embeddings API call may take."
 )
-OPENAI_API_KEY = env_secret("OPENAI_API_KEY", "", help="OpenAI API key (embeddings, answers).")
+OPENAI_API_KEY = env_secret(
+    "OPENAI_API_KEY",
+    "",
+    help="OpenAI API key: embeddings (openai: models) and the openai provider in routes.",
+)
 CAIRN_OPENAI_BASE_URL = env_str(
     "CAIRN_OPENAI_BASE_URL",
     "",
-    help="Base URL of an OpenAI-compatible server (e.g. http://localhost:11434/v1); "
-    "unset: api.openai.com.",
+    help="Base URL of an OpenAI-compatible server (Ollama, vLLM, llama.cpp...), e.g. "
+    "http://localhost:11434/v1; unset: api.openai.com.",
 )
 CAIRN_CHUNK_MAX_TOKENS = env_int(
     "CAIRN_CHUNK_MAX_TOKENS",
     250,
-    help="Largest chunk, in the embedding model's tokens (MiniLM reads at most 256).",
+    help="Largest chunk, in the embedding model's own tokens. MiniLM reads at most 256 word "
+    "pieces (two are special), so bigger chunks would lose their tail.",
 )
 CAIRN_CHUNK_OVERLAP_TOKENS = env_int(
     "CAIRN_CHUNK_OVERLAP_TOKENS",
     40,
-    help="Tokens of whole sentences repeated when a section continues in the next chunk.",
+    help="Whole sentences, up to this many tokens, repeated when a section continues in the "
+    "next chunk.",
 )
 CAIRN_INGEST_MAX_ATTEMPTS = env_int(
     "CAIRN_INGEST_MAX_ATTEMPTS",
@@ -349,12 +416,19 @@ CAIRN_INGEST_MAX_ATTEMPTS = env_int(
 CAIRN_INGEST_STALE_SECONDS = env_int(
     "CAIRN_INGEST_STALE_SECONDS",
     600,
-    help="A document processing without progress for this long is requeued by the reaper.",
+    help="A document processing (or pending) without progress for this long is requeued by "
+    "the reaper.",
 )
 CAIRN_REAPER_INTERVAL_SECONDS = env_int(
-    "CAIRN_REAPER_INTERVAL_SECONDS", 60, help="How often the reaper looks for stuck documents."
+    "CAIRN_REAPER_INTERVAL_SECONDS",
+    60,
+    help="How often the reaper (Celery beat) looks for stuck documents.",
 )
-CAIRN_MAX_PDF_PAGES = env_int("CAIRN_MAX_PDF_PAGES", 2000, help="Most pages read from one PDF.")
+CAIRN_MAX_PDF_PAGES = env_int(
+    "CAIRN_MAX_PDF_PAGES",
+    2000,
+    help="Most pages read from one PDF; more fails the document with the count and the limit.",
+)
 CAIRN_MAX_DOCUMENT_CHARS = env_int(
     "CAIRN_MAX_DOCUMENT_CHARS", 5_000_000, help="Most characters of text taken from one document."
 )
@@ -374,7 +448,8 @@ CAIRN_RRF_K = env_int("CAIRN_RRF_K", 60, help="Reciprocal rank fusion constant k
 CAIRN_SEARCH_RERANK = env_bool(
     "CAIRN_SEARCH_RERANK",
     True,
-    help="Rerank hybrid results sentence by sentence (kb/search/rerank.py); off: fusion's order.",
+    help="Rerank the top of hybrid results sentence by sentence with the fitted reranker "
+    "(kb/search/rerank.py); false: fusion's order.",
 )
 CAIRN_RERANK_POOL = env_int(
     "CAIRN_RERANK_POOL", 20, help="Fused hits the reranker re-scores (the rest keep their order)."
@@ -419,7 +494,7 @@ CAIRN_ANSWER_STALE_SECONDS = env_int(
     help="An answer waiting or being written whose process has shown no sign of life for "
     "this long (a web process killed mid-stream) is failed by the reaper, its budget hold "
     "settled from the ledger; it can then be regenerated. A live process stamps its answers "
-    "every min(5 s, a quarter of this).",
+    "every min(5 s, a quarter of this), tokens or not.",
 )
 if CAIRN_ANSWER_STALE_SECONDS < 1:
     raise ConfigurationError(
@@ -428,7 +503,8 @@ if CAIRN_ANSWER_STALE_SECONDS < 1:
 CAIRN_ANSWER_REAPER_INTERVAL_SECONDS = env_int(
     "CAIRN_ANSWER_REAPER_INTERVAL_SECONDS",
     30,
-    help="How often the answer reaper (Celery beat) looks for abandoned answers.",
+    help="How often the answer reaper (Celery beat) looks for abandoned answers; an answer is "
+    "failed within CAIRN_ANSWER_STALE_SECONDS plus this after its process died.",
 )
 
 CELERY_BEAT_SCHEDULE = {
@@ -473,7 +549,11 @@ CAIRN_ROUTES = {
 CAIRN_COMPLEX_MIN_WORDS = env_int(
     "CAIRN_COMPLEX_MIN_WORDS", 40, help="Questions longer than this go to the complex route."
 )
-ANTHROPIC_API_KEY = env_secret("ANTHROPIC_API_KEY", "", help="Anthropic API key.")
+ANTHROPIC_API_KEY = env_secret(
+    "ANTHROPIC_API_KEY",
+    "",
+    help="Anthropic API key: enables the anthropic provider in routes.",
+)
 CAIRN_OPENAI_COMPATIBLE_BASE_URL = env_str(
     "CAIRN_OPENAI_COMPATIBLE_BASE_URL",
     "",
@@ -493,7 +573,9 @@ CAIRN_ANTHROPIC_BASE_URL = env_str(
     "CAIRN_ANTHROPIC_BASE_URL", "", help="Base URL of the Anthropic API (unset: Anthropic's)."
 )
 CAIRN_LLM_REQUEST_TIMEOUT = env_float(
-    "CAIRN_LLM_REQUEST_TIMEOUT", 30.0, help="Seconds for a whole answer, all attempts included."
+    "CAIRN_LLM_REQUEST_TIMEOUT",
+    30.0,
+    help="Seconds for a whole answer, all attempts and fallbacks included.",
 )
 CAIRN_LLM_CALL_TIMEOUT = env_float(
     "CAIRN_LLM_CALL_TIMEOUT", 10.0, help="Seconds for one call to the first provider of a chain."
@@ -502,7 +584,9 @@ CAIRN_LLM_FALLBACK_CALL_TIMEOUT = env_float(
     "CAIRN_LLM_FALLBACK_CALL_TIMEOUT", 5.0, help="Seconds for one call to a fallback provider."
 )
 CAIRN_LLM_FIRST_TOKEN_TIMEOUT = env_float(
-    "CAIRN_LLM_FIRST_TOKEN_TIMEOUT", 8.0, help="Seconds to wait for a call's first token."
+    "CAIRN_LLM_FIRST_TOKEN_TIMEOUT",
+    8.0,
+    help="Seconds to wait for a call's first token (a retryable failure).",
 )
 CAIRN_LLM_CONNECT_TIMEOUT = env_float(
     "CAIRN_LLM_CONNECT_TIMEOUT", 3.0, help="Seconds to connect to a provider."
@@ -517,7 +601,9 @@ CAIRN_LLM_BACKOFF_CAP = env_float(
     "CAIRN_LLM_BACKOFF_CAP", 8.0, help="Longest wait between retries (also caps Retry-After)."
 )
 CAIRN_BREAKER_THRESHOLD = env_int(
-    "CAIRN_BREAKER_THRESHOLD", 5, help="Consecutive failures that open a provider's breaker."
+    "CAIRN_BREAKER_THRESHOLD",
+    5,
+    help="Consecutive failures that open a provider's circuit breaker.",
 )
 CAIRN_BREAKER_COOLDOWN = env_float(
     "CAIRN_BREAKER_COOLDOWN", 30.0, help="Seconds a breaker stays open before one probe call."
@@ -526,7 +612,8 @@ CAIRN_LLM_PRICES = env_str(
     "CAIRN_LLM_PRICES",
     "",
     help='Price table, JSON: {"provider:model": {"input": 3.0, "output": 15.0, '
-    '"cache_read": 0.3, "cache_write": 3.75}} in dollars per million tokens.',
+    '"cache_read": 0.3, "cache_write": 3.75}} in dollars per million tokens; cache_read and '
+    "cache_write default to the input price. Unlisted models cost 0.",
 )
 CAIRN_LLM_FALLBACK_MESSAGE = env_str(
     "CAIRN_LLM_FALLBACK_MESSAGE",
@@ -543,7 +630,9 @@ CAIRN_SEMANTIC_CACHE_THRESHOLD = env_float(
     help="Cosine similarity from which another question's cached answer is reused.",
 )
 CAIRN_IDEMPOTENCY_TTL = env_int(
-    "CAIRN_IDEMPOTENCY_TTL", 86400, help="Seconds a completed answer is replayed for its key."
+    "CAIRN_IDEMPOTENCY_TTL",
+    86400,
+    help="Seconds a completed answer is replayed for a repeated Idempotency-Key.",
 )
 
 # --- Answers and the chat ------------------------------------------------------
@@ -552,7 +641,8 @@ CAIRN_LOGIN_RATE_LIMIT = env_str(
     "CAIRN_LOGIN_RATE_LIMIT",
     "10/m",
     help="Sign-in attempts from one client address for one user name, on the site's and the "
-    "admin's sign-in pages together (sliding window; rate syntax 10/m, 100/5m, 50/h).",
+    "admin's sign-in pages together (sliding window; rate syntax 10/m, 100/5m, 50/h); "
+    "more get 429 with Retry-After.",
 )
 CAIRN_LOGIN_IP_RATE_LIMIT = env_str(
     "CAIRN_LOGIN_IP_RATE_LIMIT",
@@ -567,7 +657,9 @@ CAIRN_LOGIN_USER_RATE_LIMIT = env_str(
 )
 
 CAIRN_MAX_QUESTION_CHARS = env_int(
-    "CAIRN_MAX_QUESTION_CHARS", 4000, help="Longest question accepted, in characters."
+    "CAIRN_MAX_QUESTION_CHARS",
+    4000,
+    help="Longest question accepted, in characters (longer ones get a message saying so).",
 )
 CAIRN_MAX_QUESTION_TOKENS = env_int(
     "CAIRN_MAX_QUESTION_TOKENS",
@@ -577,7 +669,17 @@ CAIRN_MAX_QUESTION_TOKENS = env_int(
 CAIRN_INJECTION_THRESHOLD = env_float(
     "CAIRN_INJECTION_THRESHOLD",
     0.5,
-    help="Score (0-1) from which the prompt-injection detector flags a question.",
+    help="Score (0-1) from which the prompt-injection detector flags a question; what then "
+    "happens is the account's injection action (admin): block refuses it, flag (the "
+    "default) answers and marks it for review, allow skips the check.",
+)
+CAIRN_PII_PHONE_REGIONS = env_list(
+    "CAIRN_PII_PHONE_REGIONS",
+    ["US", "GB", "DE", "FR", "CH"],
+    help="Countries (ISO 3166 codes, comma-separated) whose national phone formats the PII "
+    "redactor recognises, e.g. 020 7946 0958 for GB: a number without + must be a valid "
+    "number of one of them. Numbers written with + and a country code are found whatever "
+    "the list; codes phonenumbers does not know are ignored (guard_eval pii prints the list).",
 )
 CAIRN_ANSWER_PASSAGES = env_int(
     "CAIRN_ANSWER_PASSAGES", 6, help="Most retrieved passages given to the answerer."
@@ -591,7 +693,7 @@ CAIRN_HISTORY_TURNS = env_int(
     "CAIRN_HISTORY_TURNS",
     3,
     help="Earlier question-and-answer turns sent verbatim (those that fit "
-    "CAIRN_HISTORY_MAX_TOKENS); older ones are summarised.",
+    "CAIRN_HISTORY_MAX_TOKENS); older ones are summarised a line each.",
 )
 CAIRN_HISTORY_SUMMARY_TURNS = env_int(
     "CAIRN_HISTORY_SUMMARY_TURNS",
@@ -603,7 +705,8 @@ CAIRN_HISTORY_MAX_TOKENS = env_int(
     "CAIRN_HISTORY_MAX_TOKENS",
     1500,
     help="Token budget of the conversation history in a prompt, verbatim turns and summary "
-    "together; the newest turns are kept, a turn too long to fit is only summarised.",
+    "together, so a long conversation costs no more than a short one; the newest turns are "
+    "kept, a turn too long to fit is only summarised. Counted in the budget reservation.",
 )
 CAIRN_API_MAX_MESSAGES = env_int(
     "CAIRN_API_MAX_MESSAGES",
@@ -621,8 +724,8 @@ CAIRN_API_MAX_HISTORY_TOKENS = env_int(
 CAIRN_CITATION_MIN_SUPPORT = env_float(
     "CAIRN_CITATION_MIN_SUPPORT",
     0.45,
-    help="Support score (lexical and embedding overlap, 0-1) a cited passage must reach "
-    "for its citation to stand.",
+    help="Support score (mean of lexical and embedding overlap, 0-1) a cited passage must "
+    "reach for its citation to stand.",
 )
 CAIRN_ANSWER_MIN_SUPPORTED_SHARE = env_float(
     "CAIRN_ANSWER_MIN_SUPPORTED_SHARE",
@@ -664,12 +767,14 @@ CAIRN_ANSWER_THREADS = env_int(
 CAIRN_SSE_HEARTBEAT_SECONDS = env_float(
     "CAIRN_SSE_HEARTBEAT_SECONDS",
     15.0,
-    help="Seconds between SSE heartbeat comments while an answer is being prepared.",
+    help="Seconds between heartbeat comments on a chat answer stream while nothing else is "
+    "sent (an answer is being prepared).",
 )
 CAIRN_CHAT_RATE_LIMIT = env_str(
     "CAIRN_CHAT_RATE_LIMIT",
     "20/m",
-    help="Questions one user may ask, e.g. 20/m or 300/h (sliding window).",
+    help="Questions one user may ask, in the chat and with the browser's session over the "
+    "API, e.g. 20/m, 300/h or 100/5m (sliding window).",
 )
 CAIRN_API_KEY_RATE_LIMIT = env_str(
     "CAIRN_API_KEY_RATE_LIMIT",
@@ -685,7 +790,8 @@ CAIRN_TRUSTED_PROXIES = env_int(
     "CAIRN_TRUSTED_PROXIES",
     0,
     help="Reverse proxies in front of Cairn that append to X-Forwarded-For; the client "
-    "address is the entry this many places from the right (0: REMOTE_ADDR, header ignored).",
+    "address is the entry this many places from the right (0: the connection's address, "
+    "REMOTE_ADDR, the header ignored).",
 )
 
 # --- Budgets -----------------------------------------------------------------
@@ -699,8 +805,8 @@ _daily_cost_alert = env_str(
     "CAIRN_DAILY_COST_ALERT",
     "",
     help="Dollars an account may spend on models in one day (from midnight in "
-    "CAIRN_BUDGET_TIMEZONE) before its admins get a mail; accounts can set their own "
-    "amount. Empty: no alert.",
+    "CAIRN_BUDGET_TIMEZONE) before its admins get one mail that day; an account's own "
+    "daily cost alert (admin) wins. Empty: no alert.",
 )
 CAIRN_DAILY_COST_ALERT: Decimal | None = None
 if _daily_cost_alert.strip():
@@ -721,7 +827,8 @@ if _daily_cost_alert.strip():
 _email_host = env_str(
     "CAIRN_EMAIL_HOST",
     "",
-    help="SMTP server for alerts to account admins. Unset: mails are written to the log.",
+    help="SMTP server for budget and cost alerts to account admins. Unset: mails are "
+    "written to the log.",
 )
 EMAIL_BACKEND = (
     "django.core.mail.backends.smtp.EmailBackend"
@@ -751,7 +858,8 @@ PROMETHEUS_MULTIPROC_DIR = env_str(
     "",
     help="Folder shared by the web and worker processes of a machine, emptied before they "
     "start: each writes its metrics there and /metrics adds them up. Unset: each process "
-    "counts on its own and /metrics shows the serving process's counters.",
+    "counts on its own and /metrics shows the serving process's counters (prometheus_client's "
+    "multiprocess mode).",
 )
 if PROMETHEUS_MULTIPROC_DIR:
     # prometheus_client writes there from the first metric on and fails on a missing folder.
@@ -788,7 +896,8 @@ SESSION_COOKIE_HTTPONLY = True
 _https = env_bool(
     "CAIRN_HTTPS",
     not CAIRN_EMBEDDED,
-    help="Served over HTTPS (behind a TLS proxy): secure cookies, HSTS, redirect to https.",
+    help="Served over HTTPS (behind a TLS proxy setting X-Forwarded-Proto): secure cookies, "
+    "HSTS, redirect to https.",
 )
 if _https:
     SESSION_COOKIE_SECURE = True
@@ -803,7 +912,8 @@ if _https:
     SECURE_HSTS_PRELOAD = env_bool(
         "CAIRN_HSTS_PRELOAD",
         True,
-        help="Ask browsers to preload HSTS for the domain (HTTPS mode; a lasting commitment).",
+        help="Ask browsers to preload HSTS for the domain (HTTPS mode; a lasting commitment: "
+        "set false if the domain may ever serve plain HTTP).",
     )
 
 REST_FRAMEWORK = {
@@ -847,16 +957,23 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# --- Logging -------------------------------------------------------------------
+
 CAIRN_LOG_FORMAT = env_str(
     "CAIRN_LOG_FORMAT",
-    "json",
+    "auto",
     help="json: one JSON object per line (ts, level, logger, message, request_id, extra "
-    "fields); plain: one line of text per record, for reading at a terminal.",
+    "fields); plain: one line of text per record (time, level, logger, message), for "
+    "reading at a terminal; auto: plain when the logs go to a terminal in embedded mode "
+    "(`make run`), json otherwise (a file, a pipe, a container, production).",
 )
 if CAIRN_LOG_FORMAT not in LOG_FORMATS:
-    raise ConfigurationError(f"CAIRN_LOG_FORMAT={CAIRN_LOG_FORMAT!r} is not json or plain.")
+    raise ConfigurationError(f"CAIRN_LOG_FORMAT={CAIRN_LOG_FORMAT!r} is not auto, json or plain.")
 # PII never reaches the logs, and every line carries its request id (config/logging.py).
+# The handler writes to stderr, so that is the stream auto looks at.
 LOGGING = logging_config(
-    log_format=CAIRN_LOG_FORMAT,
+    log_format=log_format_resolve(
+        CAIRN_LOG_FORMAT, production=not CAIRN_EMBEDDED, stream=sys.stderr
+    ),
     level=env_str("CAIRN_LOG_LEVEL", "INFO", help="Log level (DEBUG, INFO, WARNING)."),
 )

@@ -5,7 +5,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from chat.dashboard import views as dashboard_views
-from config import health, metrics
+from config import favicon, health, metrics
 from config.login import ThrottledLoginView, admin_login
 
 admin.site.site_header = "Cairn administration"
@@ -16,6 +16,7 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("metrics", metrics.metrics_view, name="metrics"),
+    path("favicon.ico", favicon.favicon, name="favicon"),
     # Before the admin's own URLs, which would answer 404 for it; admin_view brings the
     # admin's login redirect, staff check and no-cache headers.
     path(
