@@ -33,10 +33,17 @@ def readyz(request: HttpRequest) -> JsonResponse:
     if warm_up_state().state != "off":  # a process started without a lifespan has none
         checks.append(warm_up_check())
     ready = all(check.ok for check in checks)
-    return JsonResponse(
+    response = JsonResponse(
         {
             "status": "ok" if ready else "unavailable",
             "checks": {check.name: check.as_dict() for check in checks},
         },
         status=200 if ready else 503,
     )
+    if not ready and all(check.ok or check.name == "warm_up" for check in checks):
+        # Warming up is the expected state of a starting process, polled every few
+        # hundred ms by `serve` and load balancers: not an ERROR line per poll from
+        # django.request (which skips responses marked as logged). A failing database
+        # or broker is still logged as the error it is.
+        response._has_been_logged = True  # type: ignore[attr-defined]
+    return response

@@ -18,6 +18,7 @@ on the ledger row of the answer's call and config.metrics counts it, so a wrong 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -26,9 +27,8 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import F
+from django.db import connection
 from django.utils import timezone
-from pgvector.django import CosineDistance
 
 from chat.llm.events import CompletionRequest
 from chat.llm.question_agreement import AGREE, DISAGREEMENTS, questions_agree
@@ -56,6 +56,27 @@ SEMANTIC_REASONS: tuple[str, ...] = (
 )  # fmt: skip
 semantic_cache_reasons_declare(SEMANTIC_REASONS)
 
+# A semantic lookup is one query and a hit one more statement, written by hand: the ORM
+# spent more CPU building and reading the query than PostgreSQL spent answering it
+# (2.2 ms against 0.3 ms per lookup). The scope index narrows the rows, the cosine
+# distance (pgvector's <=>) orders them; the embedding column itself is never read.
+_NEAREST_SQL = """
+SELECT id, question, answer, provider, model, sources, embedding <=> %s::vector AS distance
+FROM chat_semanticcacheentry
+WHERE account_id = %s AND scope_key = %s AND route = %s AND embedding_model = %s
+  AND expires_at > %s
+ORDER BY distance
+LIMIT %s
+"""
+# A hit's counter is worth no fsync: committed asynchronously (as the ledger's rows are),
+# in the statement itself, so a hit costs one round trip and never waits for the disk.
+# A crash may lose the last few increments, never corrupt them.
+_HIT_SQL = "UPDATE chat_semanticcacheentry SET hits = hits + 1 WHERE id = %s"
+_HIT_ASYNC_SQL = (
+    "WITH commit_mode AS (SELECT set_config('synchronous_commit', 'off', true)) "
+    "UPDATE chat_semanticcacheentry SET hits = hits + 1 FROM commit_mode WHERE id = %s"
+)
+
 
 @dataclass(frozen=True)
 class CacheScope:
@@ -78,6 +99,19 @@ class CachedAnswer:
     # Chunk ids behind the answer's [1], [2]… when it was stored: another wording's
     # retrieval may number passages differently, so citations follow these.
     sources: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class StoredAnswer:
+    """A semantic cache entry as a lookup reads it (SemanticCacheEntry's columns but the
+    embedding)."""
+
+    pk: int
+    question: str
+    answer: str
+    provider: str
+    model: str
+    sources: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -130,38 +164,60 @@ def answer_cache_lookup(
             sources=tuple(exact.get("sources", ())),
         )  # fmt: skip
         return CacheLookup(answer, EXACT)
-    embedding = query_embedding(scope.embedding_model, question)
-    nearest = (
-        SemanticCacheEntry.objects.filter(
-            account_id=scope.account_id,
-            scope_key=scope.key,
-            route=route,
-            embedding_model=scope.embedding_model,
-            expires_at__gt=timezone.now(),
-        )
-        .annotate(distance=CosineDistance("embedding", list(embedding)))
-        .order_by("distance")
-        .only("pk", "question", "answer", "provider", "model", "sources")[:SEMANTIC_CANDIDATES]
-    )
-    candidates = [(entry, 1.0 - float(entry.distance)) for entry in nearest]
+    embedding = query_embedding(scope.embedding_model, question)  # retrieval's, if it ran
+    candidates = _nearest(scope, route, embedding)
     chosen, reason = _semantic_choice(candidates, question, sources)
     semantic_cache_observe(reason=reason)
     if chosen is None:
         return CacheLookup(None, reason)
     entry, similarity = chosen
-    SemanticCacheEntry.objects.filter(pk=entry.pk).update(hits=F("hits") + 1)
+    _hit_count(entry.pk)
     answer = CachedAnswer(
-        entry.answer, entry.provider, entry.model, "semantic", similarity,
-        sources=tuple(entry.sources),
-    )  # fmt: skip
+        entry.answer, entry.provider, entry.model, "semantic", similarity, sources=entry.sources
+    )
     return CacheLookup(answer, HIT)
 
 
+def _nearest(
+    scope: CacheScope, route: str, embedding: Sequence[float]
+) -> list[tuple[StoredAnswer, float]]:
+    """The SEMANTIC_CANDIDATES live entries of this scope and route nearest to
+    ``embedding``, nearest first, each with its cosine similarity."""
+    vector = "[" + ",".join(map(repr, embedding)) + "]"
+    params = (
+        vector, scope.account_id, scope.key, route, scope.embedding_model, timezone.now(),
+        SEMANTIC_CANDIDATES,
+    )  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(_NEAREST_SQL, params)
+        rows = cursor.fetchall()
+    return [
+        (
+            StoredAnswer(pk, question, answer, provider, model, tuple(_json(sources))),
+            1.0 - float(distance),
+        )
+        for pk, question, answer, provider, model, sources, distance in rows
+    ]
+
+
+def _json(value: str | list[int]) -> list[int]:
+    """A jsonb column as the raw cursor returns it (text under Django's psycopg set-up)."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _hit_count(pk: int) -> None:
+    """One more hit on entry ``pk``. Inside a transaction (a test, a caller's atomic
+    block) the plain statement, which commits with it: the asynchronous commit would
+    apply to the whole transaction."""
+    with connection.cursor() as cursor:
+        cursor.execute(_HIT_SQL if connection.in_atomic_block else _HIT_ASYNC_SQL, [pk])
+
+
 def _semantic_choice(
-    candidates: Sequence[tuple[SemanticCacheEntry, float]],
+    candidates: Sequence[tuple[StoredAnswer, float]],
     question: str,
     sources: tuple[int, ...],
-) -> tuple[tuple[SemanticCacheEntry, float] | None, str]:
+) -> tuple[tuple[StoredAnswer, float] | None, str]:
     """The nearest (entry, similarity) that may be served, or None and why not (the reason
     of the nearest close-enough candidate: the one a cosine-only cache would have served)."""
     if not candidates:
@@ -172,7 +228,7 @@ def _semantic_choice(
         if similarity < threshold:
             break
         verdict = semantic_match(
-            cached_question=entry.question, cached_sources=tuple(entry.sources),
+            cached_question=entry.question, cached_sources=entry.sources,
             cached_answer=entry.answer, question=question, sources=sources,
         )  # fmt: skip
         if verdict == HIT:

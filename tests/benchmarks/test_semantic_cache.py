@@ -23,4 +23,7 @@ def test_the_smoke_mode_prints_a_table_and_one_json_line(capsys) -> None:
     assert line["different_answer_served"] <= line["different_answer_pairs"]
     assert line["paraphrases"] > 0 and 0 <= line["paraphrase_hit_share"] <= 1
     assert set(line["met"]) == {"no_wrong_pairs", "paraphrases", "latency"}
+    # CPU time beside wall time (a shared machine's load moves the latter), and the lookup
+    # without the embedding that retrieval has already made in the pipeline.
+    assert {"semantic_hit_cpu_p95_ms", "lookup_p95_ms", "load_average"} <= set(line)
     assert any(row.startswith("paraphrased wordings") for row in lines)

@@ -7,9 +7,10 @@ from decimal import Decimal
 
 import pytest
 from django.core.cache import cache
+from django.db import connection, transaction
 from django.test import override_settings
 
-from chat.llm.answer_cache import CacheScope
+from chat.llm.answer_cache import CacheScope, answer_cache_lookup
 from chat.llm.events import CompletionRequest, Message, Usage
 from chat.llm.gateway import GatewayRequest, GatewayResult, LlmGateway
 from chat.llm.routing import ChainEntry, Route
@@ -22,6 +23,7 @@ from ingest.services.demo import demo_load
 from ingest.services.pipeline import document_ingest
 from kb.embeddings.local import MINILM_MODEL_ID
 from kb.models import Account, Chunk, Document
+from kb.selectors.search import _query_embedding, query_embedding
 from kb.services.documents import accounts_delete
 from tests.chat.scripted import Say, ScriptedProvider
 from tests.factories import make_account, make_user
@@ -214,6 +216,78 @@ def test_every_semantic_lookup_is_counted_by_its_reason(alpha) -> None:
     assert {r: count(r) - before[r] for r in before} == {
         "miss:empty": 1, "miss:negation": 1, "hit": 1,
     }  # fmt: skip
+
+
+# --- what a semantic hit writes (chat.llm.answer_cache._hit_count) ---------------------
+
+
+def _synchronous_commit() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        return cursor.fetchone()[0]
+
+
+def test_a_paraphrase_cached_for_another_route_is_not_served(alpha) -> None:
+    gateway = LlmGateway(providers={"alpha": alpha})
+    ask(gateway, "How long do refunds take?")
+    other_route = Route("complex", ROUTE.chain, max_tokens=300, temperature=0.1)
+    completion = CompletionRequest(
+        system=f"Answer from the passages.\n{CONTEXT}",
+        messages=(Message("user", "How long do refunds usually take?"),),
+    )
+    scope = CacheScope(ACCOUNTS["one"], ((10, 3),), MINILM_MODEL_ID)
+    result = GatewayResult()
+    request = GatewayRequest(
+        completion, other_route, cache_scope=scope, question="How long do refunds usually take?"
+    )
+
+    list(gateway.stream(request, result))
+
+    assert result.cached == "" and result.cache_reason == "miss:empty"
+
+
+def test_a_semantic_hit_is_counted_inside_the_callers_transaction(alpha) -> None:
+    gateway = LlmGateway(providers={"alpha": alpha})
+    ask(gateway, "How long do refunds take?")
+    question = "How long do refunds usually take?"
+    completion = CompletionRequest(system="Answer.", messages=(Message("user", question),))
+    scope = CacheScope(ACCOUNTS["one"], ((10, 3),), MINILM_MODEL_ID)
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL synchronous_commit TO ON")  # the ledger's row set it off
+        lookup = answer_cache_lookup(
+            scope=scope, route=ROUTE.name, question=question, request=completion
+        )
+        # The asynchronous commit of the counter must not spread to the caller's writes.
+        assert _synchronous_commit() == "on"
+
+    assert lookup.reason == "hit"
+    assert SemanticCacheEntry.objects.get(account_id=ACCOUNTS["one"]).hits == 1
+
+
+def test_a_semantic_lookup_reuses_the_vector_retrieval_made(alpha) -> None:
+    gateway = LlmGateway(providers={"alpha": alpha})
+    ask(gateway, "How long do refunds take?")
+    query_embedding(MINILM_MODEL_ID, "How long do refunds usually take?")  # as retrieval does
+    misses = _query_embedding.cache_info().misses
+
+    paraphrase = ask(gateway, "How long do refunds usually take?")
+
+    assert paraphrase.cached == "semantic"
+    assert _query_embedding.cache_info().misses == misses  # not embedded a second time
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_semantic_hit_is_counted_in_autocommit_without_changing_the_session(alpha) -> None:
+    gateway = LlmGateway(providers={"alpha": alpha})
+    ask(gateway, "How long do refunds take?")
+
+    assert not connection.in_atomic_block
+    hits = [ask(gateway, q).cached for q in ("How long do refunds usually take?",) * 2]
+
+    assert hits == ["semantic", "semantic"]
+    assert SemanticCacheEntry.objects.get(account_id=ACCOUNTS["one"]).hits == 2
+    assert _synchronous_commit() == "on"  # set for the counter's statement only
 
 
 # --- end to end on the demo knowledge base, through the real answer pipeline -------------

@@ -97,6 +97,17 @@ def test_readyz_is_503_while_the_warm_up_runs_and_200_after(client, warm_up_stat
     assert client.get("/readyz").status_code == 200
 
 
+def test_a_warming_process_is_not_logged_as_an_error_on_every_poll(
+    client, warm_up_state_restored, caplog
+):
+    warmup._set(WarmUpState("warming", "loading the embedding model and search indexes"))
+    caplog.set_level("WARNING", logger="django.request")
+
+    assert client.get("/readyz").status_code == 503
+
+    assert not [r for r in caplog.records if r.name == "django.request"]
+
+
 def test_a_failed_warm_up_leaves_the_process_ready(client, warm_up_state_restored):
     warmup._set(WarmUpState("failed", "OSError; loads on first use"))
 

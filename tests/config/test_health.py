@@ -39,6 +39,15 @@ def test_readyz_is_503_when_the_broker_is_unreachable(client, settings) -> None:
     assert body["checks"]["database"]["ok"] is True
 
 
+def test_an_unreachable_broker_is_logged_as_the_error_it_is(client, settings, caplog) -> None:
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"
+    caplog.set_level("WARNING", logger="django.request")
+
+    assert client.get("/readyz").status_code == 503
+
+    assert [r.levelname for r in caplog.records if r.name == "django.request"] == ["ERROR"]
+
+
 def test_readyz_works_with_redis_as_broker(client, settings) -> None:
     # The machine's Redis service: production's broker.
     settings.CELERY_BROKER_URL = "redis://127.0.0.1:6379/0"
