@@ -54,11 +54,16 @@ def llm_call_record(
     served this answer or not (chat.llm.answer_cache.CacheLookup.reason)."""
     usage = usage or Usage(0, 0)
     cost = Decimal(0) if cache_hit else call_cost(usage, price_for(provider, model))
+    own_transaction = not connection.in_atomic_block
     with transaction.atomic(), connection.cursor() as cursor:
         # A ledger row must not cost the answer an fsync: this commit returns before
         # the WAL reaches disk. A crash can lose the last few milliseconds of rows,
-        # never corrupt them; budgets (which must be exact) use their own writes.
-        cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        # never corrupt them; budgets (which must be exact) use their own writes. Only
+        # when the row is its own transaction: SET LOCAL lasts until the outermost
+        # commit, so inside a caller's transaction it would make the caller's writes
+        # (a budget's, say) asynchronous too.
+        if own_transaction:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
         call = _insert(
             context, provider, model, attempt, status, usage, cost, latency_ms, ttft_ms,
             error_class, cache_hit, fallback_used, cache_reason,

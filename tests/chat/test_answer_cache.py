@@ -254,7 +254,7 @@ def test_a_semantic_hit_is_counted_inside_the_callers_transaction(alpha) -> None
     scope = CacheScope(ACCOUNTS["one"], ((10, 3),), MINILM_MODEL_ID)
 
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL synchronous_commit TO ON")  # the ledger's row set it off
+        cursor.execute("SET LOCAL synchronous_commit TO ON")  # whatever came before
         lookup = answer_cache_lookup(
             scope=scope, route=ROUTE.name, question=question, request=completion
         )
