@@ -9,7 +9,11 @@ from chat.llm.ledger import CallContext, llm_call_record
 from chat.models import LlmCall
 from tests.factories import make_account
 
-CONTEXT = dict(request_id="r-1", user_id=None, route="default", feature="answer")
+
+def _context(account_id: int) -> CallContext:
+    return CallContext(
+        request_id="r-1", account_id=account_id, user_id=None, route="default", feature="answer"
+    )
 
 
 def _synchronous_commit() -> str:
@@ -23,7 +27,7 @@ def test_a_row_recorded_inside_a_callers_transaction_leaves_its_commit_synchrono
     account = make_account()
     with transaction.atomic():
         llm_call_record(
-            context=CallContext(account_id=account.pk, **CONTEXT),
+            context=_context(account.pk),
             provider="local",
             model="extractive",
             attempt=1,
@@ -39,7 +43,7 @@ def test_a_row_recorded_inside_a_callers_transaction_leaves_its_commit_synchrono
 def test_a_row_of_its_own_is_recorded_and_the_session_keeps_its_setting() -> None:
     account = make_account()
     llm_call_record(
-        context=CallContext(account_id=account.pk, **CONTEXT),
+        context=_context(account.pk),
         provider="local",
         model="extractive",
         attempt=1,

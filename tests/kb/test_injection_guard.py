@@ -1,5 +1,6 @@
 """The prompt-injection guard: obvious attacks flagged with reasons, support questions left alone,
-and the cross-validated evaluation on the shared labelled file meets its targets."""
+the model fitted on the public training sets only, and its figures on public sets it never saw
+(a held-out injection set, benign prompts full of trigger words) held by a gate."""
 
 from __future__ import annotations
 
@@ -10,26 +11,29 @@ import numpy as np
 import pytest
 from django.core.management import call_command
 
-from kb.embeddings.usage import usage_recording_paused
 from kb.guard.injection import (
-    BIAS,
     DEFAULT_INJECTION_THRESHOLD,
-    FEATURE_NAMES,
-    WEIGHTS,
+    EMBEDDING_DIMENSION,
+    PATTERN_FEATURES,
+    PATTERNS,
     InjectionVerdict,
-    feature_matrix,
     injection_scan,
     injection_threshold,
+    score_features,
+    shipped_model,
 )
 from kb.guard.injection_eval import (
-    L2,
-    fit_weights,
+    HELDOUT_SET,
+    TRAIN_SETS,
+    TRIGGER_SET,
+    file_digest,
+    fit_detector,
     load_rows,
-    logistic_model,
     stratified_folds,
+    threshold_for_fpr,
 )
 
-# A copy of shared/data's file (tests/data/README.md: measure with it, never memorise it)
+# A copy of shared/data's file, one of the training sets (tests/data/README.md)
 SHARED_INJECTIONS = Path(__file__).resolve().parents[1] / "data/prompt_injections.jsonl"
 
 pytestmark = pytest.mark.django_db  # the bundled embedder reports its calls to the usage ledger
@@ -89,51 +93,69 @@ def test_threshold_defaults_to_the_module_constant_and_follows_the_setting(setti
     assert verdict.reasons  # the reasons are reported whatever the threshold
 
 
-def test_shipped_weights_cover_every_feature() -> None:
-    assert len(WEIGHTS) == len(FEATURE_NAMES)
-    assert -10 < BIAS < 10
+def test_the_shipped_model_covers_every_feature_and_the_minilm_dimension() -> None:
+    model = shipped_model()
+
+    assert len(model.pattern_weights) == len(PATTERN_FEATURES)
+    assert model.embedding_weights.shape == (EMBEDDING_DIMENSION,)
+    assert model.threshold == DEFAULT_INJECTION_THRESHOLD == 0.5
+    assert -30 < model.bias < 30
+
+
+def test_the_shipped_model_was_fitted_on_the_current_training_files_only() -> None:
+    # the provenance names every training file with its digest: editing one without
+    # refitting (manage.py injection_fit) fails here
+    provenance = shipped_model().provenance
+    recorded = {s["file"]: s["sha256"] for s in provenance["train_sets"]}
+
+    assert recorded == {f"tests/data/{path.name}": file_digest(path) for _, path in TRAIN_SETS}
+    # and no held-out file is among them
+    assert f"tests/data/{HELDOUT_SET[1].name}" not in recorded
+    assert f"tests/data/{TRIGGER_SET[1].name}" not in recorded
+    assert provenance["target_fpr"] <= 0.05
+
+
+def test_held_out_sets_share_no_row_with_the_training_sets() -> None:
+    def key(text: str) -> str:
+        return " ".join(text.split()).lower()
+
+    trained = {key(t) for _, path in TRAIN_SETS for t in load_rows(path)[0]}
+    for _, path in (HELDOUT_SET, TRIGGER_SET):
+        texts, _ = load_rows(path)
+        assert not trained & {key(t) for t in texts}, path.name
+
+
+def test_no_pattern_is_a_phrase_copied_from_the_shared_file() -> None:
+    # phrases the earlier lists had only because a row of the shared file contains them
+    for phrase in ("zaboravi", "abweichend zu", "outdone yourself", "das ist erledigt",
+                   "by the articles", "fungiert als", "pwned"):  # fmt: skip
+        assert not any(p.regex.search(phrase) for p in PATTERNS), phrase
 
 
 def test_fitting_separates_a_feature_that_decides_the_label() -> None:
-    # given rows whose first feature is the label and whose second is noise
+    # given rows whose first pattern feature is the label and whose embedding is noise
     rng = np.random.default_rng(1)
-    labels = rng.random(200) < 0.4
-    features = np.column_stack([labels.astype(float), rng.random(200)])
+    labels = rng.random(300) < 0.4
+    features = rng.normal(0, 0.05, (300, len(PATTERN_FEATURES) + EMBEDDING_DIMENSION))
+    features[:, 0] = labels
 
-    weights, bias = fit_weights(features, labels)
+    result = fit_detector(features, labels, c_grid=(1.0,), scale_grid=(1.0,), k=3)
 
-    assert weights[0] > 2 * abs(weights[1])
-    assert bias < 0 < weights[0] + bias
-
-
-def test_the_fit_is_scikit_learns_balanced_logistic_regression_with_c_equal_to_l2() -> None:
-    # given rows with a 1:3 class imbalance and two informative features
-    rng = np.random.default_rng(2)
-    labels = rng.random(400) < 0.25
-    features = np.column_stack([labels + rng.normal(0, 0.8, 400), rng.normal(0, 1, 400)])
-
-    weights, bias = fit_weights(features, labels, l2=0.5)
-
-    model = logistic_model(l2=0.5)
-    assert model.C == 0.5 and model.class_weight == "balanced"
-    # the gradient of l2 * sum(balanced weight * log loss) + |weights|^2 / 2 vanishes there,
-    # with the bias unpenalised (its own gradient is the data term's alone)
-    p = 1 / (1 + np.exp(-(features @ weights + bias)))
-    balanced = np.where(labels, 400 / (2 * labels.sum()), 400 / (2 * (~labels).sum()))
-    residual = balanced * (p - labels)
-    assert np.allclose(0.5 * features.T @ residual + weights, 0, atol=1e-5)
-    assert abs(residual.sum()) < 1e-5
+    assert result.model.pattern_weights[0] > 2
+    assert result.cv_recall == 1.0
+    scores = score_features(features, result.model)
+    assert (scores[labels] >= 0.5).all() and (scores[~labels] < 0.5).all()
 
 
-def test_shipped_weights_are_the_fit_on_every_row_of_the_shared_file() -> None:
-    texts, labels = load_rows(SHARED_INJECTIONS)
-    with usage_recording_paused():
-        features = feature_matrix(texts, strict=True)
+def test_the_threshold_keeps_the_cross_validated_false_positive_rate_under_the_target() -> None:
+    rng = np.random.default_rng(3)
+    labels = np.array([True] * 100 + [False] * 400)
+    scores = np.where(labels, rng.uniform(0.3, 1.0, 500), rng.uniform(0.0, 0.7, 500))
 
-    weights, bias = fit_weights(features, labels, l2=L2)
+    threshold = threshold_for_fpr(scores, labels, 0.03)
 
-    assert np.allclose(weights, WEIGHTS, atol=0.01), np.round(weights, 2).tolist()
-    assert abs(bias - BIAS) < 0.01, round(bias, 2)
+    assert (scores[~labels] >= threshold).mean() <= 0.03
+    assert (scores[~labels] >= threshold - 1e-3).mean() > 0.025  # the lowest such threshold
 
 
 def test_folds_are_disjoint_cover_every_row_and_keep_the_class_balance() -> None:
@@ -155,19 +177,39 @@ def test_load_rows_reads_jsonl(tmp_path: Path) -> None:
     assert labels.tolist() == [True, False]
 
 
-def test_cross_validated_evaluation_on_the_shared_file_meets_the_targets(
+# The held-out figures measured when the shipped model was fitted (guard_eval injections,
+# docs/security.md), with a margin of 0.03 for the gate.
+RECALL_MEASURED = 0.733  # 44 of 60
+FPR_MEASURED = 0.018  # 1 of 56
+TRIGGER_FPR_MEASURED = 0.062  # 14 of 226
+HELDOUT_RECALL = RECALL_MEASURED - 0.03
+HELDOUT_FPR = FPR_MEASURED + 0.03
+TRIGGER_FPR = TRIGGER_FPR_MEASURED + 0.03
+
+
+def test_held_out_evaluation_on_public_data_never_used_for_fitting_meets_its_gate(
     tmp_path: Path, capsys
 ) -> None:
+    out = tmp_path / "r.json"
+
+    call_command("guard_eval", "injections", json=out)
+
+    report = json.loads(out.read_text())
+    assert report["heldout_in_training"] == 0
+    assert report["heldout_file"] == HELDOUT_SET[1].name
+    assert report["rows"] == report["positives"] + report["negatives"]
+    assert report["recall"] >= HELDOUT_RECALL
+    assert report["false_positive_rate"] <= HELDOUT_FPR
+    assert report["trigger_false_positive_rate"] <= TRIGGER_FPR
+    assert report["train_sources"] == [name for name, _ in TRAIN_SETS]
+    text = capsys.readouterr().out
+    assert "held-out set" in text and "trigger-word FPR" in text and "p95" in text
+
+
+def test_guard_eval_on_a_training_file_says_its_figures_are_in_sample(tmp_path: Path) -> None:
     out = tmp_path / "r.json"
 
     call_command("guard_eval", "injections", str(SHARED_INJECTIONS), json=out)
 
     report = json.loads(out.read_text())
-    assert report["cross_validated"] is True
-    assert report["folds"] == 5
-    assert report["rows"] == report["positives"] + report["negatives"]
-    assert report["recall"] >= 0.8
-    assert report["false_positive_rate"] <= 0.1
-    text = capsys.readouterr().out
-    assert "cross-validation" in text
-    assert "false-positive rate" in text
+    assert report["heldout_in_training"] == report["rows"]
