@@ -151,6 +151,12 @@ def test_requests_past_the_cap_wait_for_a_connection_and_all_succeed() -> None:
                 time.sleep(0.01)
             for thread in threads:
                 thread.join()
+            # A request's connection goes back when Django's request_finished runs, which
+            # can be just after the client has read the response.
+            _until(
+                lambda: pool.get_stats()["pool_available"] == pool.get_stats()["pool_size"],
+                "every connection back in the pool",
+            )
         finally:
             locker.close()
             observer.close()

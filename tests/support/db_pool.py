@@ -11,6 +11,10 @@ from django.db import connection as _connection
 
 # The postgresql backend's pool API (Django 5.1+), which the stubs do not know.
 connection: Any = _connection
+# The connections of the pool under test carry this name, so that PostgreSQL's count
+# leaves out whatever else the test process still holds (another thread's connection
+# from an earlier test, the live server's own checks).
+POOL_APPLICATION_NAME = "cairn-pool-under-test"
 
 
 @contextmanager
@@ -23,12 +27,14 @@ def pool_of(max_size: int, timeout: float) -> Iterator[Any]:
     connection.close()
     connection.close_pool()
     options["pool"] = {"min_size": 0, "max_size": max_size, "timeout": timeout}
+    options["application_name"] = POOL_APPLICATION_NAME
     try:
         yield connection.pool
     finally:
         connection.close()
         connection.close_pool()
         options["pool"] = saved
+        del options["application_name"]
 
 
 def raw_connection() -> psycopg.Connection[Any]:
@@ -40,13 +46,14 @@ def raw_connection() -> psycopg.Connection[Any]:
 
 
 def client_backends(observer: psycopg.Connection[Any], *left_out: int) -> tuple[int, int]:
-    """(server-side connections to the test database, those waiting on a lock), the
+    """(server-side connections of the pool under test, those waiting on a lock), the
     test's own left out."""
     row = observer.execute(
         "SELECT count(*), count(*) FILTER (WHERE wait_event_type = 'Lock')"
         " FROM pg_stat_activity WHERE datname = current_database()"
-        " AND backend_type = 'client backend' AND pid <> ALL(%s)",
-        [[observer.info.backend_pid, *left_out]],
+        " AND backend_type = 'client backend' AND application_name = %s"
+        " AND pid <> ALL(%s)",
+        [POOL_APPLICATION_NAME, [observer.info.backend_pid, *left_out]],
     ).fetchone()
     assert row is not None
     return int(row[0]), int(row[1])
