@@ -9,6 +9,7 @@ it, so a running `make run` is left alone.
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,6 +36,23 @@ def _task_messages_stay_in_memory():
     use_broker("memory://")
     yield
     use_broker(saved)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _embedded_servers_of_child_processes_stopped(tmp_path_factory) -> Iterator[None]:
+    """Child processes given a CAIRN_HOME under the test's tmp_path (a `manage.py` run, a
+    worker) start an embedded PostgreSQL there that outlives them, by design for a
+    worker; at the end of the session each one still running gets a fast shutdown."""
+    yield
+    try:
+        pid_files = list(tmp_path_factory.getbasetemp().glob("*/**/pgdata/postmaster.pid"))
+    except OSError:
+        return
+    for pid_file in pid_files:
+        try:
+            os.kill(int(pid_file.read_text().split()[0]), signal.SIGINT)
+        except (OSError, ValueError, IndexError):
+            pass  # already gone, or a file half written
 
 
 @pytest.fixture(autouse=True)
