@@ -11,6 +11,8 @@ benchmarks/passage_scan.py's docstring and docs/security.md.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from ingest.passage_eval import MANUALS, benign_part, document_chunks
@@ -20,10 +22,13 @@ MANUAL = MANUALS["postgresql-doc-15"]
 MAX_RATE = 1e-4
 
 
-@pytest.mark.skipif(
-    not any(MANUAL.glob("*.html")), reason=f"postgresql-doc-15 is not installed ({MANUAL})"
-)
 def test_the_scan_flags_at_most_one_chunk_in_ten_thousand_of_the_postgresql_manual() -> None:
+    if not any(MANUAL.glob("*.html")):
+        # CI installs the manual (.ci/run) and sets this, so there the gate cannot be
+        # skipped; a developer's `make test` without Debian's package skips it, saying so.
+        if os.environ.get("CAIRN_REQUIRE_BENIGN_CORPUS"):
+            pytest.fail(f"postgresql-doc-15 is not installed ({MANUAL}); .ci/run installs it")
+        pytest.skip(f"postgresql-doc-15 is not installed ({MANUAL}): apt-get install it")
     texts = document_chunks(MANUAL)
     with usage_recording_paused():
         part = benign_part("postgresql-doc-15", texts)
