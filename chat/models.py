@@ -57,6 +57,9 @@ class LlmCall(models.Model):
         '"miss:negation", "miss:sources" (blank: no semantic lookup).',
     )
     fallback_used = models.BooleanField(default=False)
+    # The feature-flag variants in force for the request ({flag key: variant}), so that a
+    # staged rollout's cost and latency can be compared with the rest (flags app).
+    flags = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
@@ -151,6 +154,8 @@ class Message(models.Model):
     class Role(models.TextChoices):
         USER = "user", "User"
         ASSISTANT = "assistant", "Assistant"
+        # A person's reply (a support agent answering an escalated question, tickets app).
+        AGENT = "agent", "Support agent"
 
     class Status(models.TextChoices):
         PENDING = "pending", "Waiting to start"
@@ -197,6 +202,10 @@ class Message(models.Model):
     problem = models.CharField(max_length=20, choices=Problem.choices, blank=True)
     superseded = models.BooleanField(default=False, help_text="Replaced by a regenerated answer.")
     prompt_version = models.CharField(max_length=40, blank=True)
+    flags = models.JSONField(
+        default=dict, blank=True,
+        help_text="Feature-flag variants this answer was made under: {flag key: variant}.",
+    )  # fmt: skip
     route = models.CharField(max_length=50, blank=True)
     provider = models.CharField(max_length=50, blank=True)
     model = models.CharField(max_length=200, blank=True)

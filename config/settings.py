@@ -98,6 +98,7 @@ INSTALLED_APPS = [
     "kb",
     "ingest",
     "chat",
+    "tickets",
 ]
 
 MIDDLEWARE = [

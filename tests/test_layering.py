@@ -6,8 +6,10 @@ import that reaches upwards is the same dependency, only hidden.
 
     config.settings (and what it imports)  - no app at all
     kb                                     - tenants, knowledge bases, search, guards
+    flags                                  - feature flags and staged rollouts
     ingest                                 - documents in: parse, chunk, embed
     chat                                   - gateway, answers, chat UI, APIs
+    tickets                                - escalation to a person: tickets, inbox
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-LAYERS = ("kb", "ingest", "chat")
+LAYERS = ("kb", "flags", "ingest", "chat", "tickets")
 
 
 def _imports(path: Path) -> set[str]:
