@@ -38,6 +38,7 @@ from chat.llm.errors import ProviderError
 from chat.llm.events import CompletionRequest, ContextPassage, End, Event, Start, TextDelta, Usage
 from chat.llm.providers.base import CallTimeouts
 from kb.embeddings.base import EmbeddingError
+from kb.embeddings.queries import query_embedding
 from kb.embeddings.tokens import count_tokens
 from kb.linear import LinearModel
 from kb.units import full_stop, is_identifier, unit_quote
@@ -200,7 +201,6 @@ class ExtractiveAnswerer:
 
 def _question_vector(model_id: str, question: str) -> np.ndarray:
     # Retrieval has just embedded the same question; this cache hands it back.
-    from kb.selectors.search import query_embedding
 
     return np.asarray(query_embedding(model_id, question), dtype=np.float32)
 

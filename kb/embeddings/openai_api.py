@@ -10,6 +10,7 @@ import openai
 
 from kb.embeddings.base import EmbeddingError, Vectors, normalise
 from kb.embeddings.privacy import embedding_policy_enforce
+from kb.embeddings.tokens import count_tokens_batch
 from kb.embeddings.usage import EmbeddingUsage, report_embedding_usage
 
 OPENAI_PREFIX = "openai:"
@@ -85,8 +86,6 @@ class OpenAIEmbedder:
         tokens: int | None = None,
     ) -> None:
         if tokens is None:
-            from kb.embeddings.tokens import count_tokens_batch
-
             tokens, estimated = sum(count_tokens_batch(batch)), True
         else:
             estimated = False

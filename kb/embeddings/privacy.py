@@ -29,6 +29,7 @@ from kb.embeddings.base import EmbeddingError
 from kb.embeddings.local import MINILM_MODEL_ID
 from kb.embeddings.usage import current_embedding_context
 from kb.guard.pii import pii_redact
+from kb.models import Account
 
 
 class EmbeddingModelRefused(ValueError):
@@ -60,7 +61,6 @@ def embedding_policy(account_id: int | None) -> EmbeddingPolicy:
     change applies to the next call)."""
     if account_id is None:
         return EmbeddingPolicy()
-    from kb.models import Account
 
     row = (
         Account.objects.filter(pk=account_id)

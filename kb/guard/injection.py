@@ -35,6 +35,11 @@ import numpy as np
 import numpy.typing as npt
 from django.conf import settings
 
+from kb.embeddings.local import MINILM_MODEL_ID
+from kb.embeddings.queries import query_embedding
+from kb.embeddings.texts import texts_embed
+from kb.embeddings.usage import embedding_context
+
 logger = logging.getLogger(__name__)
 
 MODEL_PATH = Path(__file__).with_name("injection_model.json")
@@ -278,8 +283,6 @@ def pattern_features(text: str) -> list[float]:
 
 
 def _embed(texts: Sequence[str]) -> np.ndarray:
-    from kb.embeddings.local import MINILM_MODEL_ID
-    from kb.embeddings.usage import embedding_context
 
     # Not a billable embedding of anybody's content: keep it out of the usage ledger's features.
     with embedding_context(account_id=None, feature="guard"):
@@ -287,12 +290,10 @@ def _embed(texts: Sequence[str]) -> np.ndarray:
             # A question: scanned twice on the way in (conversation_start, question_ask), and
             # retrieval embeds it next with the same model. One embedding serves all three
             # through retrieval's cache of question vectors (the same float32 values).
-            from kb.selectors.search import query_embedding
 
             return np.asarray([query_embedding(MINILM_MODEL_ID, texts[0])], dtype=np.float32)
         # Anything else (a question of several lines, earlier turns scanned again with
         # every follow-up) through this process's memory of vectors.
-        from kb.embeddings.texts import texts_embed
 
         return texts_embed(MINILM_MODEL_ID, list(texts))
 

@@ -10,13 +10,12 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Literal
 
 import numpy as np
 from django.conf import settings
 
-from kb.embeddings.registry import get_embedder
+from kb.embeddings.queries import query_embedding
 from kb.embeddings.usage import embedding_context
 from kb.linear import LinearModel
 from kb.models import Account, Chunk, KnowledgeBase
@@ -49,16 +48,6 @@ class SearchResult:
     hits: list[SearchHit]
     nothing_relevant: bool  # no hit clears the relevance floor
     timings_ms: dict[str, float] = field(default_factory=dict)
-
-
-@lru_cache(maxsize=2048)
-def _query_embedding(model_id: str, query: str) -> tuple[float, ...]:
-    """Per-process cache: the same question asked again is not embedded again."""
-    return tuple(float(x) for x in get_embedder(model_id).embed([query])[0])
-
-
-def query_embedding(model_id: str, query: str) -> tuple[float, ...]:
-    return _query_embedding(model_id, " ".join(query.split()))
 
 
 def _vector_channel(

@@ -20,10 +20,10 @@ from chat.services.conversations import conversation_start
 from ingest.services.pipeline import document_ingest
 from kb.embeddings import registry
 from kb.embeddings.local import MINILM_MODEL_ID, SMALL_BATCH
+from kb.embeddings.queries import _query_embedding
 from kb.embeddings.texts import texts_forget
 from kb.guard.injection import injection_scan
 from kb.models import KnowledgeBase
-from kb.selectors.search import _query_embedding
 from tests.chat.conftest import PLANS, REFUNDS
 from tests.factories import upload
 from tests.support.tasks import tasks_run_inline

@@ -6,7 +6,8 @@ import pytest
 
 from chat.models import LlmCall
 from ingest.services.pipeline import document_ingest
-from kb.selectors.search import _query_embedding, chunk_search
+from kb.embeddings.queries import _query_embedding
+from kb.selectors.search import chunk_search
 from tests.factories import upload
 
 pytestmark = pytest.mark.django_db
