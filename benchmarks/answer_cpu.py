@@ -107,8 +107,8 @@ def _load(names: set[str] | None) -> Any:
 
 def _fresh_process_memory() -> None:
     """Forget what this process computed while ingesting (vectors, query embeddings)."""
+    from kb.embeddings.queries import _query_embedding
     from kb.embeddings.texts import texts_forget
-    from kb.selectors.search import _query_embedding
 
     texts_forget()
     _query_embedding.cache_clear()

@@ -296,9 +296,9 @@ def measure_paraphrases(args: argparse.Namespace) -> dict[str, Any]:
     from chat.llm.answer_cache import answer_cache_store
     from chat.llm.gateway import GatewayRequest, GatewayResult, LlmGateway
     from chat.llm.routing import ChainEntry, Route
+    from kb.embeddings.queries import _query_embedding, query_embedding
     from kb.evaluation.golden import load_questions
     from kb.models import Account
-    from kb.selectors.search import _query_embedding, query_embedding
     from kb.services.documents import accounts_delete
 
     golden = load_questions(DEMO_QUESTIONS)
