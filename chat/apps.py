@@ -13,3 +13,11 @@ class ChatConfig(AppConfig):
         from kb.embeddings.usage import set_usage_recorder
 
         set_usage_recorder(record_embedding_call)
+
+        # flags may not import chat: chat tells it how to check the variants it reads.
+        from chat.answering.prompts import PROMPT_VERSION_FLAG, prompt_version_variant_check
+        from chat.llm.routing import ROUTE_CHAIN_FLAG, route_chain_variant_check
+        from flags.registry import validator_register
+
+        validator_register(PROMPT_VERSION_FLAG, prompt_version_variant_check)
+        validator_register(ROUTE_CHAIN_FLAG, route_chain_variant_check, prefix=True)

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from django.core.files import File
+from django.db.models import Sum
 from tqdm import tqdm
 
 from chat.answering.extractive import ExtractiveAnswerer
@@ -23,6 +24,7 @@ from chat.answering.pipeline import AnswerOutcome, AnswerRequest, answer_compose
 from chat.llm.gateway import LlmGateway
 from chat.llm.providers.base import Provider
 from chat.llm.providers.registry import configured_providers
+from chat.models import LlmCall
 from ingest.management.commands.ingest import collect_files
 from ingest.services.pipeline import document_ingest
 from ingest.services.uploads import UploadRejected, document_create
@@ -63,6 +65,7 @@ class AnswerReport:
     false_abstention_rate: float = 0.0  # on answerable questions
     ttft_p50_ms: float = 0.0
     ttft_p95_ms: float = 0.0
+    cost: float = 0.0  # dollars: the ledger rows of the run's answers
     cases: list[AnswerCase] = field(default_factory=list)
 
     def as_dict(self, *, with_cases: bool = False) -> dict[str, object]:
@@ -129,29 +132,71 @@ def answers_evaluate(
     questions: Sequence[GoldenQuestion],
     providers: Mapping[str, Provider] | None = None,
     on_progress: Callable[[], None] | None = None,
+    flags: Mapping[str, str] | None = None,
 ) -> AnswerReport:
-    """Ask every question through the answer pipeline (caches off, nothing persisted)."""
+    """Ask every question through the answer pipeline (caches off, nothing persisted),
+    under the feature-flag variants ``flags`` ({key: variant}; none: today's defaults)."""
     gateway = LlmGateway(providers=providers if providers is not None else configured_providers())
     cases = []
+    request_ids = []
     for question in questions:
         outcome = answer_outcome(
-            knowledge_base=knowledge_base, question=question.question, gateway=gateway
-        )
+            knowledge_base=knowledge_base, question=question.question, gateway=gateway,
+            flags=flags,
+        )  # fmt: skip
         cases.append(answer_case(question, outcome))
+        request_ids.append(outcome.request_id)
         if on_progress:
             on_progress()
-    return report_from(cases)
+    report = report_from(cases)
+    spent = LlmCall.objects.filter(request_id__in=request_ids).aggregate(cost=Sum("cost"))
+    report.cost = float(spent["cost"] or 0)
+    return report
+
+
+@dataclass(frozen=True)
+class VariantRun:
+    """One run of the golden set: control (no flag) or under one flag's variant."""
+
+    label: str  # "control" or "key=variant"
+    flags: dict[str, str]
+    report: AnswerReport
+
+
+def answers_evaluate_variants(
+    *,
+    knowledge_base: KnowledgeBase,
+    questions: Sequence[GoldenQuestion],
+    variants: Sequence[tuple[str, str]],
+    providers: Mapping[str, Provider] | None = None,
+    on_progress: Callable[[], None] | None = None,
+) -> list[VariantRun]:
+    """The golden set once as it is today (control), then once per (flag key, variant),
+    each run as if the flag gave every question's asker that variant; side by side they
+    show what a rollout would change before any user gets it."""
+    runs = []
+    for label, flags in [("control", {}), *((f"{k}={v}", {k: v}) for k, v in variants)]:
+        report = answers_evaluate(
+            knowledge_base=knowledge_base, questions=questions, providers=providers,
+            on_progress=on_progress, flags=flags,
+        )  # fmt: skip
+        runs.append(VariantRun(label, flags, report))
+    return runs
 
 
 def answer_outcome(
-    *, knowledge_base: KnowledgeBase, question: str, gateway: LlmGateway
+    *,
+    knowledge_base: KnowledgeBase,
+    question: str,
+    gateway: LlmGateway,
+    flags: Mapping[str, str] | None = None,
 ) -> AnswerOutcome:
     """One question through the answer pipeline, as evaluation asks it: on its own (no
     history), caches off, nothing persisted but the usage ledger."""
     outcome = AnswerOutcome()
     request = AnswerRequest(
         account=knowledge_base.account, knowledge_base=knowledge_base,
-        question=question, use_cache=False, feature="evaluation",
+        question=question, use_cache=False, feature="evaluation", flags=dict(flags or {}),
     )  # fmt: skip
     for _ in answer_compose(request, outcome, gateway=gateway):
         pass

@@ -7,6 +7,7 @@ urlpatterns = [
     path("v1/", include("kb.api.urls")),
     path("v1/", include("ingest.api.urls")),
     path("v1/", include("chat.api.urls")),
+    path("v1/", include("tickets.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves its start-up script as a file: the CSP allows no inline script.
     # No OPTIONS: its metadata would go to the HTML renderer, which has no template for it.

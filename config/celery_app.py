@@ -24,3 +24,5 @@ ensure_embedded_database(stop_at_exit=False)
 app = Celery("cairn")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# Task modules not named tasks.py, which autodiscovery finds on its own.
+app.conf.include = ["tickets.draft_tasks"]

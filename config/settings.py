@@ -96,6 +96,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "config",
     "kb",
+    "flags",
     "ingest",
     "chat",
     "tickets",
@@ -550,6 +551,12 @@ CAIRN_ROUTES = {
 CAIRN_COMPLEX_MIN_WORDS = env_int(
     "CAIRN_COMPLEX_MIN_WORDS", 40, help="Questions longer than this go to the complex route."
 )
+CAIRN_TICKET_CLASSIFY_ROUTE = env_str(
+    "CAIRN_TICKET_CLASSIFY_ROUTE",
+    "simple",
+    help="The route that classifies new tickets (category, urgency, sentiment as JSON). A "
+    "chain of only local:extractive entries means the local classifier alone.",
+)
 ANTHROPIC_API_KEY = env_secret(
     "ANTHROPIC_API_KEY",
     "",
@@ -629,6 +636,13 @@ CAIRN_SEMANTIC_CACHE_THRESHOLD = env_float(
     "CAIRN_SEMANTIC_CACHE_THRESHOLD",
     0.95,
     help="Cosine similarity from which another question's cached answer is reused.",
+)
+CAIRN_FLAGS_CACHE_SECONDS = env_int(
+    "CAIRN_FLAGS_CACHE_SECONDS",
+    10,
+    help="Seconds an account's feature flags stay cached in a process before they are read "
+    "again. A save in the admin is seen at once by processes sharing the cache (Redis); "
+    "with the embedded per-process cache, other processes see it within this time.",
 )
 CAIRN_IDEMPOTENCY_TTL = env_int(
     "CAIRN_IDEMPOTENCY_TTL",

@@ -31,6 +31,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/", include("config.api_urls")),
     path("v1/", include("chat.api.openai_urls")),
+    path("inbox/", include("tickets.urls")),
     path("", include("kb.urls")),
     path("", include("chat.urls")),
 ]

@@ -78,4 +78,6 @@ def test_the_readme_api_examples_work_as_written() -> None:
     assert json.loads(outputs["search"])["hits"]
     assert json.loads(outputs["upload"])["result"] in ("created", "updated", "duplicate")
     assert demo.slug in outputs["openai-python"] and "$59" in outputs["openai-python"]
+    ticket = json.loads(outputs["ticket"])
+    assert ticket["origin"] == "api" and ticket["status"] == "open" and ticket["id"]
     assert "Sources:" in outputs["openai-python"]

@@ -5,8 +5,8 @@ structure, in knowledge bases of the same name; only the facts differ: Alder ref
 annual plans within 41 days, Birch within 17, and their payout delays, passphrases,
 mailboxes and prices differ too. One test per path a user or an API key of B can take
 (the chat pages, the answer stream, the REST API, the OpenAI-compatible endpoint,
-citations, the document view, search, the answer caches, the admin) checks that B gets
-B's facts, so that an empty response cannot pass, and none of A's.
+citations, the document view, search, the answer caches, the admin, tickets and queues)
+checks that B gets B's facts, so that an empty response cannot pass, and none of A's.
 
 The accounts are ingested (chunked and embedded with the bundled MiniLM) and their first
 answers written once for the module, committed, as in tests/kb/test_vector_search.py:
@@ -31,6 +31,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser
 from django.contrib.sessions.models import Session
 from django.db.models import Max
+from django.http import Http404
 from django.test import Client, override_settings
 from django.urls import reverse
 from openai.types.chat import ChatCompletionMessageParam
@@ -40,11 +41,17 @@ from chat.models import Citation, Conversation, LlmCall, Message, SemanticCacheE
 from chat.presentation import citation_url
 from chat.services.answers import answer_stream
 from chat.services.conversations import conversation_start
+from flags.models import Flag
+from flags.selectors import flags_for, subject_for
 from ingest.services.pipeline import document_ingest
 from kb.models import Account, ApiKey, AuditEvent, Chunk, Document, KnowledgeBase
 from kb.services.api_keys import api_key_create
 from tests.factories import make_account, make_knowledge_base, make_user, upload
 from tests.support.live_server import LiveServer, running_asgi_server
+from tickets.models import Queue, RoutingRule, Ticket, TicketEvent, TicketSettings
+from tickets.selectors.tickets import queues_visible, ticket_get, tickets_list, tickets_visible
+from tickets.services.tickets import ticket_note_add, ticket_open, ticket_open_from_conversation
+from tickets.services.triage import ticket_triage
 
 pytestmark = pytest.mark.django_db
 
@@ -599,3 +606,195 @@ def test_admin_account_b_admin_cannot_list_or_open_account_a_objects(world) -> N
     assert [r.status_code for r in chat_pages] == [404] * 4
     for response in [*opened.values(), hit_testing, progress, *chat_pages]:
         world.assert_only_b(response.content.decode())
+
+
+# --- 10. tickets and queues -------------------------------------------------------------------
+
+TICKET_QUESTION = "When does the money arrive after I ask for a refund?"
+
+
+@dataclass(frozen=True)
+class Desk:
+    """One account's escalation: a queue (the same slug in both accounts), a ticket its
+    member opened from a conversation (triaged into the queue, with a note), and one its
+    API key opened. Each carries the account's facts: the answer, the note, the question."""
+
+    queue: Queue
+    rule: RoutingRule
+    settings: TicketSettings
+    chat_ticket: Ticket
+    api_ticket: Ticket
+
+
+def _desk(tenant: Tenant) -> Desk:
+    queue = Queue.objects.create(account=tenant.account, name="Support", slug="support")
+    queue.members.add(tenant.member.pk)
+    rule = RoutingRule.objects.create(account=tenant.account, queue=queue, position=1)
+    ticket_settings = TicketSettings.objects.create(account=tenant.account, default_queue=queue)
+    _, pending = conversation_start(
+        user_id=tenant.member.pk, knowledge_base=tenant.knowledge_base, text=TICKET_QUESTION
+    )
+    answer = _answered(pending)
+    chat_ticket = ticket_open_from_conversation(
+        conversation=answer.conversation, user=tenant.member
+    )
+    ticket_triage(ticket_id=chat_ticket.pk)
+    ticket_note_add(
+        ticket=chat_ticket, body=f"They gave the passphrase {tenant.facts.passphrase}.",
+        by=tenant.member,
+    )  # fmt: skip
+    api_ticket = ticket_open(
+        account=tenant.account, origin=Ticket.Origin.API,
+        question=f"Please confirm by writing to {tenant.facts.mailbox}.",
+        api_key=ApiKey.objects.get(account=tenant.account),
+    )  # fmt: skip
+    return Desk(
+        queue=queue, rule=rule, settings=ticket_settings,
+        chat_ticket=Ticket.objects.get(pk=chat_ticket.pk), api_ticket=api_ticket,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def desks(world, django_db_blocker) -> tuple[Desk, Desk]:
+    """(A's desk, B's desk), committed; they go with the accounts when the module ends."""
+    with django_db_blocker.unblock():
+        return _desk(world.a), _desk(world.b)
+
+
+def test_tickets_api_account_b_key_gets_404_for_account_a_tickets_and_lists_only_its_own(
+    world, desks
+) -> None:
+    a, b = world.a, world.b
+    a_desk, b_desk = desks
+    client = b.api()
+    a_ticket = a_desk.chat_ticket.pk
+
+    refused = {
+        "A's ticket": client.get(f"/api/v1/tickets/{a_ticket}"),
+        "A's API ticket": client.get(f"/api/v1/tickets/{a_desk.api_ticket.pk}"),
+        "reply to A's ticket": client.post(
+            f"/api/v1/tickets/{a_ticket}/reply", {"body": "Hello from B"}, format="json"
+        ),
+        "solve A's ticket": client.post(
+            f"/api/v1/tickets/{a_ticket}/status", {"status": "solved"}, format="json"
+        ),
+        "open on A's conversation": client.post(
+            "/api/v1/tickets", {"conversation_id": a.api_answer.conversation_id}, format="json"
+        ),
+    }
+    listed = client.get("/api/v1/tickets").json()["results"]
+    by_a_queue = client.get("/api/v1/tickets", {"queue": str(a_desk.queue.pk)}).json()
+    by_slug = client.get("/api/v1/tickets", {"queue": "support"}).json()["results"]
+    own = client.get(f"/api/v1/tickets/{b_desk.chat_ticket.pk}")
+    opened = client.post(
+        "/api/v1/tickets", {"conversation_id": b.api_answer.conversation_id}, format="json"
+    )
+
+    assert {name: r.status_code for name, r in refused.items()} == dict.fromkeys(refused, 404)
+    for response in refused.values():
+        world.assert_only_b(response.content.decode())
+    assert {t["id"] for t in listed} == {b_desk.chat_ticket.pk, b_desk.api_ticket.pk}
+    world.assert_only_b(str(listed), b.facts.mailbox)
+    assert by_a_queue["count"] == 0
+    assert [t["id"] for t in by_slug] == [b_desk.chat_ticket.pk]
+    assert own.status_code == 200
+    world.assert_only_b(own.content.decode(), b.facts.payout, b.facts.passphrase)
+    assert opened.status_code == 201
+    world.assert_only_b(opened.content.decode(), b.facts.refund_window)
+    assert opened.json()["account"] == b.account.slug
+    # Nothing reached A's ticket or conversations.
+    assert Ticket.objects.get(pk=a_ticket).status == Ticket.Status.OPEN
+    assert not TicketEvent.objects.filter(ticket_id=a_ticket, kind="reply").exists()
+    assert not Ticket.objects.filter(conversation_id=a.api_answer.conversation_id).exists()
+
+
+def test_tickets_selectors_account_b_member_sees_only_its_own_tickets_and_queues(
+    world, desks
+) -> None:
+    a_desk, b_desk = desks
+    member = world.b.member
+
+    visible = list(tickets_visible(user=member))
+    listed = list(tickets_list(user=member, queue="support"))
+    queues = list(queues_visible(user=member))
+    own = ticket_get(user=member, ticket_id=b_desk.chat_ticket.pk)
+
+    assert {t.pk for t in visible} == {b_desk.chat_ticket.pk, b_desk.api_ticket.pk}
+    assert [t.pk for t in listed] == [b_desk.chat_ticket.pk]
+    assert queues == [b_desk.queue]
+    assert list(tickets_list(user=member, queue=a_desk.queue)) == []
+    for ticket_id in (a_desk.chat_ticket.pk, a_desk.api_ticket.pk):
+        with pytest.raises(Http404):
+            ticket_get(user=member, ticket_id=ticket_id)
+    shown = " ".join(
+        [own.question, own.answer, str(own.sources)] + [e.body for e in own.events.all()]
+    )
+    world.assert_only_b(shown, world.b.facts.payout, world.b.facts.passphrase)
+    # Triage routed each account's ticket to its own queue (the slugs are the same).
+    assert b_desk.chat_ticket.queue_id == b_desk.queue.pk
+    assert a_desk.chat_ticket.queue_id == a_desk.queue.pk
+
+
+def test_tickets_admin_account_b_admin_cannot_list_or_open_account_a_tickets_or_queues(
+    world, desks
+) -> None:
+    a_desk, b_desk = desks
+    client = logged_in(world.b_admin)
+
+    def change_url(obj) -> str:
+        meta = obj._meta
+        return reverse(f"admin:{meta.app_label}_{meta.model_name}_change", args=[obj.pk])
+
+    lists = [
+        client.get(reverse(f"admin:tickets_{name}_changelist"))
+        for name in ("ticket", "queue", "routingrule", "ticketsettings")
+    ]
+    a_objects = [a_desk.chat_ticket, a_desk.api_ticket, a_desk.queue, a_desk.rule, a_desk.settings]
+    b_objects = [b_desk.chat_ticket, b_desk.api_ticket, b_desk.queue, b_desk.rule, b_desk.settings]
+    opened = [client.get(change_url(obj)) for obj in a_objects]
+    own = client.get(change_url(b_desk.chat_ticket))
+    # The queue's members and the default queue offered are B's only.
+    queue_form = client.get(reverse("admin:tickets_queue_add")).content.decode()
+    settings_form = client.get(change_url(b_desk.settings)).content.decode()
+
+    assert [r.status_code for r in lists] == [200] * 4
+    everything_listed = "".join(r.content.decode() for r in lists)
+    world.assert_only_b(everything_listed)
+    for obj in a_objects:
+        assert change_url(obj) not in everything_listed, f"{obj!r} is listed"
+    for obj in b_objects:
+        assert change_url(obj) in everything_listed, f"B's own {obj!r} is not listed"
+    assert {r.status_code for r in opened} == {302}
+    assert {r["Location"] for r in opened} == {reverse("admin:index")}
+    assert own.status_code == 200
+    world.assert_only_b(own.content.decode(), world.b.facts.payout, world.b.facts.passphrase)
+    assert f'value="{world.a.member.pk}"' not in queue_form
+    assert f'value="{world.b.member.pk}"' in queue_form
+    assert f'value="{a_desk.queue.pk}"' not in settings_form
+    assert f'value="{b_desk.queue.pk}"' in settings_form
+
+
+# --- feature flags --------------------------------------------------------------------------
+
+
+def test_flags_account_a_flags_never_reach_account_b_nor_its_admin(world) -> None:
+    a, b = world.a, world.b
+    a_flag = Flag.objects.create(
+        account=a.account, key="prompt_version", variant="v1", rollout_percent=100,
+        description=f"Alder rollout {a.facts.passphrase}",
+    )  # fmt: skip
+    b_key = ApiKey.objects.get(account=b.account)
+    client = logged_in(world.b_admin)
+    change = reverse("admin:flags_flag_change", args=[a_flag.pk])
+
+    listed = client.get(reverse("admin:flags_flag_changelist"))
+    opened = client.get(change)
+
+    for subject in (subject_for(user_id=b.member.pk), subject_for(api_key_id=b_key.pk)):
+        assert flags_for(account_id=b.account.pk, subject=subject) == {}
+    assert flags_for(account_id=a.account.pk, subject=subject_for(user_id=a.member.pk)) == {
+        "prompt_version": "v1"
+    }
+    assert listed.status_code == 200 and change not in listed.content.decode()
+    assert opened.status_code == 302 and opened["Location"] == reverse("admin:index")
+    world.assert_only_b(listed.content.decode() + opened.content.decode())

@@ -183,6 +183,17 @@ class Ticket(models.Model):
                 fields=["account", "status", "-created_at"], name="tickets_account_status"
             ),
             models.Index(fields=["queue", "status"], name="tickets_queue_status"),
+            # The inbox's live stream asks every second what changed since it last looked.
+            models.Index(fields=["account", "updated_at"], name="tickets_account_updated"),
+        ]
+        constraints = [
+            # One ticket per question: opening again (a second thumbs-down, "Talk to a
+            # person" after an automatic ticket) finds it (tickets.services.tickets).
+            models.UniqueConstraint(
+                fields=["question_message"],
+                condition=models.Q(question_message__isnull=False),
+                name="tickets_ticket_one_per_question",
+            )
         ]
 
     def __str__(self) -> str:

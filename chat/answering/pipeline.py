@@ -31,7 +31,7 @@ from chat.answering.links import LinkGuard, links_strip, urls_in
 from chat.answering.markup import MarkupGuard, markdown_text_safe
 from chat.answering.prompts import (
     PromptTemplate,
-    prompt_template,
+    answer_template_for,
     render_system,
     render_user,
     system_prompt_canary,
@@ -42,7 +42,7 @@ from chat.llm.events import CompletionRequest, ContextPassage, Error, Message, T
 from chat.llm.gateway import STATIC_PROVIDER, GatewayRequest, GatewayResult, LlmGateway
 from chat.llm.privacy import DataPolicy
 from chat.llm.providers.registry import configured_providers
-from chat.llm.routing import classify_question, route_named
+from chat.llm.routing import classify_question, route_named, route_with_flags
 from config.metrics import answer_cache_observe
 from config.tracing import span
 from kb.embeddings.usage import embedding_context
@@ -65,6 +65,9 @@ class AnswerRequest:
     use_cache: bool = True  # off for "regenerate"
     route: str | None = None  # None: chosen by classify_question
     feature: str = "answer"
+    # The feature-flag variants in force for the asker (flags.selectors.flags_for): they
+    # pick the prompt version, a route's chain and the semantic cache, and are recorded.
+    flags: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,7 @@ class AnswerOutcome:
     cited: list[SourceRef] = field(default_factory=list)
     closest: list[SourceRef] = field(default_factory=list)
     prompt_version: str = ""
+    flags: dict[str, str] = field(default_factory=dict)  # the request's, as recorded
     route: str = ""
     provider: str = ""
     model: str = ""
@@ -155,8 +159,9 @@ def answer_compose(
     """
     started = time.monotonic()
     outcome.request_id = request.request_id
-    template = prompt_template()
+    template = answer_template_for(request.flags)
     outcome.prompt_version = template.label
+    outcome.flags = dict(request.flags)
     kb = request.knowledge_base
     # Every embedding made for this answer (the question, the semantic cache, the extractive
     # answerer, the citation check) is charged to it: its ledger rows carry its request id.
@@ -255,7 +260,9 @@ def _gateway_request(
     user_message = render_user(
         template, question=request.question, passages=passages, history_summary=summary
     )
-    route = route_named(request.route or classify_question(request.question))
+    route = route_with_flags(
+        route_named(request.route or classify_question(request.question)), request.flags
+    )
     completion = CompletionRequest(
         system=render_system(template, organisation=request.account.name, knowledge_base=kb.name),
         messages=(*history, Message("user", user_message)),
@@ -271,6 +278,7 @@ def _gateway_request(
         user_id=request.user_id,
         feature=request.feature,
         request_id=request.request_id,
+        flags=dict(request.flags),
         cache_scope=_scope(request),
         question=request.question,
         cache_sources=tuple(hit.chunk.pk for hit in hits),

@@ -9,8 +9,9 @@ as ``<version>.system.txt`` and ``<version>.user.txt`` with ``{placeholders}``.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -20,6 +21,8 @@ from django.conf import settings
 from chat.answering.texts import ABSTENTION_TEXT
 from chat.llm.events import ContextPassage
 from kb.guard.passages import invisible_strip
+
+logger = logging.getLogger(__name__)
 
 PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
 ANSWER_PROMPT = "answer"
@@ -52,6 +55,38 @@ def prompt_template(
         system=(folder / f"{version}.system.txt").read_text(encoding="utf-8").strip(),
         user=(folder / f"{version}.user.txt").read_text(encoding="utf-8").strip(),
     )
+
+
+PROMPT_VERSION_FLAG = "prompt_version"  # flag key: its variant is an answer prompt version
+
+
+def prompt_versions(name: str = ANSWER_PROMPT) -> list[str]:
+    """The versions of prompt ``name`` on disk (both files present), e.g. ["v1", "v2"]."""
+    folder = PROMPTS_DIR / name
+    return sorted(
+        path.name.removesuffix(".system.txt")
+        for path in folder.glob("*.system.txt")
+        if (folder / path.name.replace(".system.txt", ".user.txt")).exists()
+    )
+
+
+def answer_template_for(flags: Mapping[str, str]) -> PromptTemplate:
+    """The answer prompt for a subject: the "prompt_version" flag's variant when it is in
+    force for them and exists on disk, else the current ANSWER_PROMPT_VERSION."""
+    version = flags.get(PROMPT_VERSION_FLAG)
+    if version and version != ANSWER_PROMPT_VERSION:
+        if version in prompt_versions():
+            return prompt_template(ANSWER_PROMPT, version)
+        logger.warning("prompt_version flag names %r, which does not exist; using %s",
+                       version, ANSWER_PROMPT_VERSION)  # fmt: skip
+    return prompt_template()
+
+
+def prompt_version_variant_check(key: str, variant: str) -> None:
+    """The "prompt_version" flag's validator (flags.registry): a version on disk."""
+    versions = prompt_versions()
+    if variant not in versions:
+        raise ValueError(f"no answer prompt {variant!r}; the versions are {', '.join(versions)}")
 
 
 def neutralise_delimiters(text: str) -> str:

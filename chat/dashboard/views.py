@@ -32,6 +32,7 @@ from chat.dashboard.charts import (
     plain_number,
     stacked_bar_chart,
 )
+from chat.dashboard.sections import dashboard_sections
 from chat.selectors.dashboard import (
     DEFAULT_PERIOD,
     OTHER,
@@ -88,6 +89,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "tiles": dashboard_tiles(figures),
         "panels": dashboard_panels(figures),
         "failures_panel": dashboard_failures_panel(figures),
+        "variant_splits": dashboard_variant_splits(figures),
+        "sections": dashboard_sections(scope=scope, request=request),
     }
     return TemplateResponse(request, "admin/dashboard.html", context)
 
@@ -283,3 +286,55 @@ def dashboard_failures_panel(figures: Dashboard) -> Panel:
         integers=True,
         empty_message="No failures",
     )
+
+
+@dataclass(frozen=True)
+class VariantRow:
+    """One side of a rollout, as the variant table shows it."""
+
+    label: str
+    is_control: bool
+    answers: str
+    cost: str
+    cost_per_answer: str
+    latency_p50: str
+    latency_p95: str
+    up: str
+    down: str
+    helpful: str
+    abstention: str
+
+
+@dataclass(frozen=True)
+class VariantSplit:
+    key: str
+    rows: tuple[VariantRow, ...]
+
+
+def dashboard_variant_splits(figures: Dashboard) -> list[VariantSplit]:
+    """Each feature flag's answers by variant and control, formatted for the table."""
+    return [
+        VariantSplit(
+            split.key,
+            tuple(
+                VariantRow(
+                    label=group.label,
+                    is_control=group.variant is None,
+                    answers=f"{group.answers:,}",
+                    cost=dollars(float(group.cost)),
+                    cost_per_answer=_maybe(
+                        None if group.cost_per_answer is None else float(group.cost_per_answer),
+                        dollars,
+                    ),
+                    latency_p50=_maybe(group.latency.p50, milliseconds),
+                    latency_p95=_maybe(group.latency.p95, milliseconds),
+                    up=f"{group.up:,}",
+                    down=f"{group.down:,}",
+                    helpful=_maybe(group.helpful_rate, percent),
+                    abstention=_maybe(group.abstention_share, percent),
+                )
+                for group in split.groups
+            ),
+        )
+        for split in figures.variants
+    ]

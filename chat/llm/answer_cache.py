@@ -51,6 +51,9 @@ HIT = "hit"
 MISS_EMPTY = "miss:empty"
 MISS_BELOW_THRESHOLD = "miss:below_threshold"
 MISS_SOURCES = "miss:sources"
+# No semantic lookup: a "semantic_cache" flag turns it off for this asker (the exact
+# cache still serves). On the ledger row like the other reasons; not a metrics label.
+SEMANTIC_OFF = "off:flag"
 SEMANTIC_REASONS: tuple[str, ...] = (
     HIT, MISS_EMPTY, MISS_BELOW_THRESHOLD, MISS_SOURCES, *(f"miss:{d}" for d in DISAGREEMENTS),
 )  # fmt: skip
@@ -146,8 +149,10 @@ def answer_cache_lookup(
     question: str,
     request: CompletionRequest,
     sources: tuple[int, ...] = (),
+    semantic: bool = True,
 ) -> CacheLookup:
-    """A cached answer for this question in this scope, exact first, then semantic.
+    """A cached answer for this question in this scope, exact first, then semantic
+    (unless ``semantic`` is False: a feature flag keeps this asker out of it).
 
     ``sources`` are the chunk ids of this question's own top passages (the ones it
     would be answered from); a semantic hit needs the cached answer's sources among
@@ -164,6 +169,8 @@ def answer_cache_lookup(
             sources=tuple(exact.get("sources", ())),
         )  # fmt: skip
         return CacheLookup(answer, EXACT)
+    if not semantic:
+        return CacheLookup(None, SEMANTIC_OFF)
     embedding = query_embedding(scope.embedding_model, question)  # retrieval's, if it ran
     candidates = _nearest(scope, route, embedding)
     chosen, reason = _semantic_choice(candidates, question, sources)

@@ -16,6 +16,7 @@ the static fallback message. Every call, retry and replay goes to the ledger.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 import uuid
@@ -63,6 +64,10 @@ INTERRUPTED_MESSAGE = (
     "The answer was interrupted: the language model stopped responding. "
     "The text above may be incomplete."
 )
+# Flags whose variant changes what an answer says: answers made under one are cached
+# apart from the rest (see _cache_route). "semantic_cache" changes only where it comes from.
+_ANSWER_SHAPING_FLAGS = ("prompt_version", "route_chain:")
+SEMANTIC_CACHE_FLAG = "semantic_cache"
 # Failures that say nothing about the provider's health do not move its breaker.
 _NOT_THE_PROVIDERS_FAULT = {"bad_request", "auth_error", "http_404", "http_413", "http_422"}
 
@@ -106,6 +111,29 @@ class GatewayRequest:
     cache_sources: tuple[int, ...] = ()  # kept with a cached answer (see CachedAnswer.sources)
     # The account's rules: redact PII for third parties, or use local providers only.
     policy: DataPolicy = field(default_factory=DataPolicy)
+    # The feature-flag variants in force for the asker ({flag key: variant}): recorded on
+    # every ledger row; "semantic_cache": "off" skips the semantic lookup.
+    flags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def semantic_cache(self) -> bool:
+        return self.flags.get(SEMANTIC_CACHE_FLAG) != "off"
+
+
+def _cache_route(request: GatewayRequest) -> str:
+    """The route name the answer caches file this request's answers under: the route's,
+    plus a digest of the flags that change the answer (a prompt version, this route's
+    chain), so a rollout's answers never serve the control group, nor the reverse."""
+    name = request.route.name
+    shaping = sorted(
+        (key, variant)
+        for key, variant in request.flags.items()
+        if key == _ANSWER_SHAPING_FLAGS[0] or key == f"{_ANSWER_SHAPING_FLAGS[1]}{name}"
+    )
+    if not shaping:
+        return name
+    digest = hashlib.sha256(repr(shaping).encode()).hexdigest()[:12]
+    return f"{name[:37]}~{digest}"  # within the cache tables' 50 characters
 
 
 @dataclass
@@ -158,6 +186,7 @@ class LlmGateway:
             route=request.route.name,
             feature=request.feature,
             idempotency_key=request.idempotency_key,
+            flags=dict(request.flags),
         )
         replay = self._replay(request)
         if replay is not None:
@@ -165,9 +194,9 @@ class LlmGateway:
             return
         if request.cache_scope is not None and request.question:
             lookup = answer_cache_lookup(
-                scope=request.cache_scope, route=request.route.name,
+                scope=request.cache_scope, route=_cache_route(request),
                 question=request.question, request=request.completion,
-                sources=request.cache_sources,
+                sources=request.cache_sources, semantic=request.semantic_cache,
             )  # fmt: skip
             result.cache_reason = lookup.reason
             if lookup.answer is not None:
@@ -326,7 +355,7 @@ class LlmGateway:
             self._remember(request, result)
             if request.cache_scope is not None and request.question:
                 answer_cache_store(
-                    scope=request.cache_scope, route=request.route.name,
+                    scope=request.cache_scope, route=_cache_route(request),
                     question=request.question, request=request.completion,
                     text=result.text, provider=provider_name, model=model,
                     sources=request.cache_sources,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import lru_cache
 
@@ -32,6 +32,8 @@ class CallContext:
     route: str
     feature: str
     idempotency_key: str = ""
+    # The feature-flag variants in force for the request, written on every row of it.
+    flags: dict[str, str] = field(default_factory=dict)
 
 
 def llm_call_record(
@@ -115,4 +117,5 @@ def _insert(
         cache_hit=cache_hit,
         cache_reason=cache_reason,
         fallback_used=fallback_used,
+        flags=dict(context.flags),
     )

@@ -24,6 +24,7 @@ from django.db import transaction
 from django.db.models.functions import Now
 from django.utils import timezone
 
+from chat.answering.citations import CheckedSentence
 from chat.answering.context import Turn, history_select
 from chat.answering.pipeline import (
     AnswerOutcome,
@@ -41,7 +42,9 @@ from chat.selectors.budgets import budget_standing
 from chat.services.budgets import BudgetExhausted, budget_reserve, budget_settle
 from chat.services.cost_alerts import cost_alert_enqueue
 from chat.services.recovery import answer_heartbeat, answer_heartbeat_seconds, answer_spent
+from chat.signals import answer_finished
 from config.logging import REQUEST_ID_MAX_LENGTH, request_id_get
+from flags.selectors import flags_for, subject_for
 from kb.embeddings.tokens import count_tokens
 from kb.models import Chunk
 
@@ -202,6 +205,11 @@ def _answer_generate(
     Message.objects.filter(pk=message_id).update(request_id=request_id)
     route = classify_question(question)
     turns = _history(message) if history is None else history
+    # The asker's feature-flag variants (a user in the browser, the API key over the API).
+    flags = flags_for(
+        account_id=conversation.account_id,
+        subject=subject_for(user_id=conversation.user_id, api_key_id=conversation.api_key_id),
+    )
     try:
         hold = budget_reserve(
             account_id=conversation.account_id, user_id=conversation.user_id,
@@ -210,7 +218,7 @@ def _answer_generate(
     except BudgetExhausted as exc:
         refused = AnswerOutcome(
             status="failed", problem=Message.Problem.BUDGET_EXHAUSTED, text=str(exc),
-            request_id=request_id, retry_at=exc.resets_at,
+            request_id=request_id, retry_at=exc.resets_at, flags=flags,
         )  # fmt: skip
         answer_persist(message=message, outcome=refused)
         yield Finished(message_id)
@@ -227,6 +235,7 @@ def _answer_generate(
         use_cache=not Message.objects.filter(
             question_id=message.question_id, superseded=True
         ).exists(),
+        flags=flags,
     )
     outcome = AnswerOutcome()
     stop_requested = _stop_poller(message_id, cancelled)
@@ -398,6 +407,7 @@ def answer_persist(*, message: Message, outcome: AnswerOutcome) -> bool:
     # supported, and its span (so the chat can mark it); empty when it was not checked.
     message.sentences = [sentence.as_data() for sentence in outcome.sentences]
     message.prompt_version = outcome.prompt_version
+    message.flags = outcome.flags
     message.route, message.provider, message.model = outcome.route, outcome.provider, outcome.model
     message.cached = outcome.cached
     message.request_id = outcome.request_id
@@ -418,4 +428,15 @@ def answer_persist(*, message: Message, outcome: AnswerOutcome) -> bool:
     )
     Citation.objects.bulk_create([_citation(message, ref, kind, live) for ref, kind in refs])
     cache.delete(_stop_key(message.pk))
+    # Inside this transaction: the apps above (tickets) may open a ticket for the answer.
+    answer_finished.send(
+        Message, message=message, supported_share=supported_share(outcome.sentences)
+    )
     return True
+
+
+def supported_share(sentences: Sequence[CheckedSentence]) -> float | None:
+    """Supported sentences / sentences that state something, of an answer as persisted
+    (None when none was checked: an abstention, a failure)."""
+    counted = [sentence for sentence in sentences if sentence.counted]
+    return sum(s.supported for s in counted) / len(counted) if counted else None

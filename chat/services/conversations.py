@@ -71,3 +71,25 @@ def conversation_start(
         conversation=conversation, text=question, idempotency_key=idempotency_key
     )
     return conversation, answer
+
+
+@transaction.atomic
+def agent_message_add(*, conversation: Conversation, text: str, author_name: str = "") -> Message:
+    """A person's message in the asker's conversation (a support agent's reply to an
+    escalated question): role ``agent``, final at once, never sent to a model.
+
+    ``author_name`` (the agent as the asker sees them, "Support — <name>") is kept in
+    ``model``, the field that says who wrote an answer. Kept out of what answers are made
+    of: the history of follow-ups reads assistant answers only, and feedback rates
+    assistant answers only.
+    """
+    text = text.strip()
+    if not text:
+        raise ValueError("An agent message needs text.")
+    message = Message.objects.create(
+        conversation=conversation, role=Message.Role.AGENT, status=Message.Status.DONE,
+        content=text, completed_at=timezone.now(), model=" ".join(author_name.split())[:200],
+    )  # fmt: skip
+    conversation.updated_at = timezone.now()
+    conversation.save(update_fields=["updated_at"])
+    return message

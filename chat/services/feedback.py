@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from chat.models import Feedback, Message
+from chat.signals import feedback_given
 
 MAX_COMMENT_CHARS = 4000
 
@@ -32,9 +33,10 @@ def feedback_give(
     owner: dict[str, Any] = (
         {"user_id": user_id} if user_id else {"user_id": None, "api_key_id": api_key_id}
     )
-    feedback, _ = Feedback.objects.update_or_create(
+    feedback, created = Feedback.objects.update_or_create(
         message=message,
         **owner,
         defaults={"rating": rating, "comment": comment.strip()[:MAX_COMMENT_CHARS]},
     )
+    feedback_given.send(Feedback, feedback=feedback, created=created)  # a thumbs-down ticket
     return feedback

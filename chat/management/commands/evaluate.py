@@ -1,7 +1,9 @@
 """Measure retrieval on a golden question set: hit@k, MRR, nDCG and latency per mode.
 
 With --answers, the answers too; with --from-db, also the golden cases reviewers made
-from thumbs-down answers (chat.models.GoldenCase), each on its own knowledge base.
+from thumbs-down answers (chat.models.GoldenCase), each on its own knowledge base. With
+--variant KEY=VARIANT (repeatable), the answers once more per feature-flag variant, shown
+side by side with today's (control).
 """
 
 from __future__ import annotations
@@ -16,12 +18,16 @@ from tqdm import tqdm
 from chat.evaluation import (
     AnswerReport,
     NoDocuments,
+    VariantRun,
     answers_evaluate,
+    answers_evaluate_variants,
     evaluation_providers,
     golden_documents_load,
 )
 from chat.models import GoldenCase
 from chat.services.golden_cases import golden_cases_run, golden_question
+from flags.models import KEY_PATTERN
+from flags.registry import validator_for
 from kb.evaluation.golden import GoldenQuestion, GoldenSetError, load_questions
 from kb.evaluation.metrics import ModeReport
 from kb.evaluation.runner import retrieval_evaluate
@@ -63,6 +69,12 @@ class Command(BaseCommand):
             "--answers", action="store_true",
             help="Also answer every question through the pipeline (the configured routes).",
         )  # fmt: skip
+        parser.add_argument(
+            "--variant", action="append", default=[], metavar="KEY=VARIANT",
+            help="Also answer the golden set under this feature-flag variant (repeatable, "
+            "e.g. --variant prompt_version=v1 --variant route_chain:simple=openai:gpt-4o-mini) "
+            "and print each run's figures beside today's (control); implies --answers.",
+        )  # fmt: skip
         parser.add_argument("--min-answer-contains", type=float)
         parser.add_argument("--min-citation-precision", type=float)
         parser.add_argument("--min-abstention", type=float, help="On unanswerable questions.")
@@ -74,6 +86,9 @@ class Command(BaseCommand):
                 raise CommandError("give --questions FILE.jsonl, --from-db, or both")
             if options["docs"]:
                 raise CommandError("--docs loads documents for --questions; give both")
+        options["variants"] = [self._variant(raw) for raw in options["variant"]]
+        if options["variants"] and options["questions"] is None:
+            raise CommandError("--variant runs the answers of --questions; give it too")
         questions: list[GoldenQuestion] = []
         if options["questions"] is not None:
             try:
@@ -117,19 +132,33 @@ class Command(BaseCommand):
                     modes=modes,
                     on_progress=bar.update,
                 )
-            answers = self._answers(knowledge_base, questions) if options["answers"] else None
+            runs: list[VariantRun] = []
+            if options["variants"]:
+                runs = self._variant_runs(knowledge_base, questions, options["variants"])
+                answers: AnswerReport | None = runs[0].report
+            elif options["answers"]:
+                answers = self._answers(knowledge_base, questions)
+            else:
+                answers = None
         finally:
             if throwaway is not None:
                 accounts_delete(accounts=Account.objects.filter(pk=throwaway.pk))
         self._print(reports)
         if answers is not None:
             self._print_answers(answers)
+        if runs:
+            self._print_variants(runs)
         report: dict[str, Any] = {
             "questions": len(questions),
             "modes": [r.as_dict() for r in reports],
         }
         if answers is not None:
             report["answers"] = answers.as_dict(with_cases=True)
+        if runs:
+            report["variants"] = [
+                {"label": run.label, "flags": run.flags, "answers": run.report.as_dict()}
+                for run in runs
+            ]
         failures = self._gate(reports, options)
         if answers is not None:
             failures += self._gate_answers(answers, options)
@@ -204,6 +233,55 @@ class Command(BaseCommand):
                 knowledge_base=knowledge_base, questions=questions, providers=providers,
                 on_progress=bar.update,
             )  # fmt: skip
+
+    @staticmethod
+    def _variant(raw: str) -> tuple[str, str]:
+        """KEY=VARIANT, checked as the admin checks a flag's variant (flags.registry)."""
+        key, sep, variant = raw.partition("=")
+        key, variant = key.strip(), variant.strip()
+        if not sep or not KEY_PATTERN.match(key) or not variant:
+            raise CommandError(f"--variant {raw!r}: expected KEY=VARIANT, e.g. prompt_version=v1")
+        validator = validator_for(key)
+        if validator is not None:
+            try:
+                validator(key, variant)
+            except ValueError as exc:
+                raise CommandError(f"--variant {raw!r}: {exc}") from exc
+        return key, variant
+
+    @staticmethod
+    def _variant_runs(
+        knowledge_base: KnowledgeBase,
+        questions: list[GoldenQuestion],
+        variants: list[tuple[str, str]],
+    ) -> list[VariantRun]:
+        total = len(questions) * (len(variants) + 1)
+        with tqdm(total=total, desc="Answering", unit="q", disable=None) as bar:
+            return answers_evaluate_variants(
+                knowledge_base=knowledge_base, questions=questions, variants=variants,
+                providers=evaluation_providers(), on_progress=bar.update,
+            )  # fmt: skip
+
+    def _print_variants(self, runs: list[VariantRun]) -> None:
+        """The runs side by side: one column per run, control first."""
+
+        def rate(value: float | None) -> str:
+            return "-" if value is None else f"{value:.3f}"
+
+        rows: list[tuple[str, list[str]]] = [
+            ("answer-contains", [rate(r.report.answer_contains) for r in runs]),
+            ("citation precision", [rate(r.report.citation_precision) for r in runs]),
+            ("abstention", [rate(r.report.abstention_rate) for r in runs]),
+            ("false abstention", [rate(r.report.false_abstention_rate) for r in runs]),
+            ("TTFT p50 ms", [f"{r.report.ttft_p50_ms:.0f}" for r in runs]),
+            ("TTFT p95 ms", [f"{r.report.ttft_p95_ms:.0f}" for r in runs]),
+            ("cost $", [f"{r.report.cost:.6f}" for r in runs]),
+        ]
+        width = max(12, *(len(r.label) + 2 for r in runs))
+        self.stdout.write("variants:")
+        self.stdout.write(f"{'':<20}" + "".join(f"{r.label:>{width}}" for r in runs))
+        for name, values in rows:
+            self.stdout.write(f"{name:<20}" + "".join(f"{v:>{width}}" for v in values))
 
     def _print_answers(self, report: AnswerReport) -> None:
         abstention = "-" if report.abstention_rate is None else f"{report.abstention_rate:.3f}"
