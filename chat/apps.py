@@ -10,6 +10,9 @@ class ChatConfig(AppConfig):
     def ready(self) -> None:
         # kb may not import chat; chat plugs the ledger into kb's embedders instead.
         from chat.llm.embedding_ledger import record_embedding_call
+        from chat.metrics import BreakerCollector
         from kb.embeddings.usage import set_usage_recorder
+        from observability.metrics import scrape_time_collector_register
 
         set_usage_recorder(record_embedding_call)
+        scrape_time_collector_register(BreakerCollector())

@@ -11,9 +11,9 @@ import os
 from celery import Celery
 
 # Tasks carry the request id of whatever queued them (signal handlers, connected on import).
-import config.celery_request_id  # noqa: F401
+import observability.celery_request_id  # noqa: F401
 from config import broker_filesystem
-from config.bootstrap import ensure_embedded_database
+from embedded.bootstrap import ensure_embedded_database
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 # filesystem:// (the embedded mode's broker) without kombu's half-written messages.

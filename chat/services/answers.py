@@ -41,9 +41,9 @@ from chat.selectors.budgets import budget_standing
 from chat.services.budgets import BudgetExhausted, budget_reserve, budget_settle
 from chat.services.cost_alerts import cost_alert_enqueue
 from chat.services.recovery import answer_heartbeat, answer_heartbeat_seconds, answer_spent
-from config.logging import REQUEST_ID_MAX_LENGTH, request_id_get
 from kb.embeddings.tokens import count_tokens
 from kb.models import Chunk
+from observability.logging import REQUEST_ID_MAX_LENGTH, request_id_get
 
 logger = logging.getLogger(__name__)
 
