@@ -12,9 +12,15 @@ RUN pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu 
 
 COPY pyproject.toml requirements.lock README.md ./
 COPY config ./config
+COPY embedded ./embedded
+COPY observability ./observability
+COPY web ./web
 COPY kb ./kb
+COPY flags ./flags
 COPY ingest ./ingest
 COPY chat ./chat
+COPY tickets ./tickets
+COPY ops ./ops
 COPY templates ./templates
 COPY static ./static
 COPY manage.py ./

@@ -26,7 +26,7 @@ bench: $(STAMP)  ## Benchmarks: each prints a table and a JSON line (every bench
 
 install: $(STAMP)
 
-# config/pgvector_portable.py rebuilds the embedded pgvector on CPUs without AVX-512
+# embedded/pgvector_portable.py rebuilds the embedded pgvector on CPUs without AVX-512
 # (the wheel's build would die there with "Illegal instruction").
 # torch is installed on its own first so that pip takes the pinned CPU build
 # (2.13.0+cpu) and never resolves the CUDA variant with its GBs of packages.
@@ -34,7 +34,7 @@ $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -c requirements.lock "torch==2.13.0"
 	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[dev]"
-	$(BIN)/python -m config.pgvector_portable
+	$(BIN)/python -m embedded.pgvector_portable
 	touch $(STAMP)
 
 clean:  ## Remove the virtualenv and caches (keeps .cairn/ data)

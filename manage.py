@@ -11,8 +11,8 @@ def main() -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     from django.core.exceptions import ImproperlyConfigured
 
-    from config.bootstrap import ensure_embedded_database
-    from config.preflight import StartupError, describe_database_error
+    from embedded.bootstrap import ensure_embedded_database
+    from ops.preflight import StartupError, describe_database_error
 
     try:
         # embedded_db starts and stops it itself; config_reference needs no database.

@@ -19,7 +19,7 @@ def embedded_django(home: Path) -> None:
                        "CAIRN_LOG_LEVEL": "WARNING"})  # fmt: skip
     for name in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"):
         os.environ.pop(name, None)
-    from config.bootstrap import ensure_embedded_database
+    from embedded.bootstrap import ensure_embedded_database
 
     ensure_embedded_database(stop_at_exit=True)
     import django

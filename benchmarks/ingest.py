@@ -135,7 +135,7 @@ def main() -> None:
         os.environ.pop(name, None)
     sys.path.insert(0, str(REPO_ROOT))
 
-    from config.bootstrap import ensure_embedded_database
+    from embedded.bootstrap import ensure_embedded_database
 
     ensure_embedded_database(stop_at_exit=True)
     import django

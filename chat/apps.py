@@ -10,7 +10,9 @@ class ChatConfig(AppConfig):
     def ready(self) -> None:
         # kb may not import chat; chat plugs the ledger into kb's embedders instead.
         from chat.llm.embedding_ledger import record_embedding_call
+        from chat.metrics import BreakerCollector
         from kb.embeddings.usage import set_usage_recorder
+        from observability.metrics import scrape_time_collector_register
 
         set_usage_recorder(record_embedding_call)
 
@@ -21,3 +23,4 @@ class ChatConfig(AppConfig):
 
         validator_register(PROMPT_VERSION_FLAG, prompt_version_variant_check)
         validator_register(ROUTE_CHAIN_FLAG, route_chain_variant_check, prefix=True)
+        scrape_time_collector_register(BreakerCollector())

@@ -1,7 +1,7 @@
 """Rate limits: the one place that decides whether a question may be asked, or a sign-in
 attempted, now.
 
-Sliding-window counters (config/sliding_window.py) in Django's cache, so no burst gets
+Sliding-window counters (web/sliding_window.py) in Django's cache, so no burst gets
 more than the rate through by straddling a window boundary. Questions: per user
 (CAIRN_CHAT_RATE_LIMIT), per API key (CAIRN_API_KEY_RATE_LIMIT) and per client address
 (CAIRN_IP_RATE_LIMIT). Sign-ins, on the site's page and the admin's alike: per address and
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.http import HttpRequest
 
-from config.client_address import client_address
-from config.sliding_window import Rate, window_hit
+from web.client_address import client_address
+from web.sliding_window import Rate, window_hit
 
 IPV6_PREFIX = 64  # one client usually holds a whole /64: count it as one address
 
@@ -49,7 +49,7 @@ class LimitExceeded:
 
 
 def client_ip(request: HttpRequest) -> str:
-    """The client's address (config.client_address: the Nth X-Forwarded-For entry from
+    """The client's address (web.client_address: the Nth X-Forwarded-For entry from
     the right behind ``CAIRN_TRUSTED_PROXIES`` proxies), else REMOTE_ADDR as given;
     empty when no address is known (a Unix socket without a proxy header)."""
     address = client_address(request)

@@ -11,9 +11,9 @@ import os
 from celery import Celery
 
 # Tasks carry the request id of whatever queued them (signal handlers, connected on import).
-import config.celery_request_id  # noqa: F401
+import observability.celery_request_id  # noqa: F401
 from config import broker_filesystem
-from config.bootstrap import ensure_embedded_database
+from embedded.bootstrap import ensure_embedded_database
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 # filesystem:// (the embedded mode's broker) without kombu's half-written messages.
@@ -24,5 +24,3 @@ ensure_embedded_database(stop_at_exit=False)
 app = Celery("cairn")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
-# Task modules not named tasks.py, which autodiscovery finds on its own.
-app.conf.include = ["tickets.draft_tasks"]

@@ -22,7 +22,6 @@ from urllib.parse import unquote
 
 import environ
 
-from config.embedded import DATABASE_NAME, DATABASE_USER, SOCKET_PORT, EmbeddedPostgres
 from config.env import (
     ConfigurationError,
     env_bool,
@@ -33,8 +32,9 @@ from config.env import (
     env_secret,
     env_str,
 )
-from config.logging import LOG_FORMATS, log_format_resolve, logging_config
 from config.secret_key import load_or_create_secret_key, require_strong_secret_key
+from embedded.postgres import DATABASE_NAME, DATABASE_USER, SOCKET_PORT, EmbeddedPostgres
+from observability.logging import LOG_FORMATS, log_format_resolve, logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -94,24 +94,25 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_htmx",
-    "config",
+    "observability",
     "kb",
     "flags",
     "ingest",
     "chat",
     "tickets",
+    "ops",
 ]
 
 MIDDLEWARE = [
     # First: every response, redirects and static files included, carries its request id.
-    "config.request_id.RequestIdMiddleware",
+    "observability.request_id.RequestIdMiddleware",
     # Before anything reads a body: a chunked one gets the Content-Length parsers rely on.
-    "config.chunked_requests.chunked_request_length_middleware",
+    "web.chunked_requests.chunked_request_length_middleware",
     "django.middleware.security.SecurityMiddleware",
-    "config.security.ContentSecurityPolicyMiddleware",
+    "web.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # After WhiteNoise: static files are not timed; every routed request is.
-    "config.request_metrics.RequestMetricsMiddleware",
+    "observability.request_metrics.RequestMetricsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -120,7 +121,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     # A view's wait for a pooled database connection that timed out: 503, not a 500.
-    "config.api_errors.DatabaseBusyMiddleware",
+    "web.api_errors.DatabaseBusyMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -942,12 +943,12 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "config.api_parsers.JSONParser",  # DRF's, refusing too-deep nesting with a 400
+        "web.api_parsers.JSONParser",  # DRF's, refusing too-deep nesting with a 400
         "rest_framework.parsers.MultiPartParser",
         "rest_framework.parsers.FormParser",
     ],
-    "EXCEPTION_HANDLER": "config.api_errors.api_exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "config.api_schema.ApiAutoSchema",
+    "EXCEPTION_HANDLER": "web.api_errors.api_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "web.api_schema.ApiAutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "UNAUTHENTICATED_USER": None,
@@ -984,7 +985,7 @@ CAIRN_LOG_FORMAT = env_str(
 )
 if CAIRN_LOG_FORMAT not in LOG_FORMATS:
     raise ConfigurationError(f"CAIRN_LOG_FORMAT={CAIRN_LOG_FORMAT!r} is not auto, json or plain.")
-# PII never reaches the logs, and every line carries its request id (config/logging.py).
+# PII never reaches the logs, and every line carries its request id (observability/logging.py).
 # The handler writes to stderr, so that is the stream auto looks at.
 LOGGING = logging_config(
     log_format=log_format_resolve(

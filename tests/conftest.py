@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from config.bootstrap import ensure_embedded_database
+from embedded.bootstrap import ensure_embedded_database
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

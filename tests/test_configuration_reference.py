@@ -7,10 +7,10 @@ import difflib
 import pytest
 from django.core.management import CommandError, call_command
 
-from config import configuration_reference
-from config.configuration_reference import COMMAND, REFERENCE_FILE, render
 from config.env import REGISTRY
-from config.management.commands import config_reference
+from ops import configuration_reference
+from ops.configuration_reference import COMMAND, REFERENCE_FILE, render
+from ops.management.commands import config_reference
 
 
 @pytest.fixture(scope="module")

@@ -39,7 +39,7 @@ def _inbox_user(request: HttpRequest) -> tuple[AbstractBaseUser, bool] | None:
     user = request.user
     if not user.is_authenticated or not inbox_allowed(user=user):
         return None
-    return user, inbox_several_accounts(user=user)  # type: ignore[return-value]
+    return user, inbox_several_accounts(user=user)
 
 
 def _rendered(request: HttpRequest, changes: InboxChanges, several_accounts: bool) -> list[str]:

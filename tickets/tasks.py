@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+
 from config.celery_app import app
+from tickets.models import Ticket
+from tickets.services.drafts import PENDING, draft_make
 from tickets.services.triage import ticket_triage
 
 
@@ -17,3 +21,22 @@ def ticket_triage_task(ticket_id: int) -> str:
     if triage is None:
         return "nothing to do"
     return f"{triage.classification.category}/{triage.classification.urgency}"
+
+
+logger = logging.getLogger(__name__)
+
+
+@app.task(name="tickets.tasks.ticket_draft_task", ignore_result=True)
+def ticket_draft_task(ticket_id: int) -> str:
+    """Write the ticket's draft if it is still asked for (``pending``): a repeated
+    message, or one for a ticket whose draft was since written, does nothing."""
+    try:
+        ticket = Ticket.objects.select_related(
+            "account", "asker", "conversation__knowledge_base"
+        ).get(pk=ticket_id)
+    except Ticket.DoesNotExist:
+        logger.info("ticket %s is gone: no draft", ticket_id)
+        return "gone"
+    if ticket.draft_status != PENDING:
+        return ticket.draft_status or "not asked"
+    return draft_make(ticket).draft_status

@@ -55,6 +55,14 @@ class HtmxHttpRequest(HttpRequest):
     htmx: HtmxDetails
 
 
+def _actor(request: HttpRequest) -> AbstractBaseUser:
+    """The signed-in member acting (every action view is behind the staff check)."""
+    user = request.user
+    if not user.is_authenticated:
+        raise PermissionDenied
+    return user
+
+
 def _inbox_user(request: HttpRequest) -> AbstractBaseUser:
     """The session's user, if they work tickets (login_required ran before)."""
     if not inbox_allowed(user=request.user):
@@ -174,7 +182,7 @@ def ticket_assign(request: HtmxHttpRequest, ticket_id: int) -> HttpResponse:
         if assignee is None:
             return _after_action(request, ticket_id, "Choose a member of the account.")
     try:
-        ticket_services.ticket_assign(ticket=ticket, assignee=assignee, by=request.user)
+        ticket_services.ticket_assign(ticket=ticket, assignee=assignee, by=_actor(request))
     except ticket_services.TicketRejected as exc:
         return _after_action(request, ticket_id, str(exc))
     return _after_action(request, ticket_id)
@@ -186,7 +194,7 @@ def ticket_status(request: HtmxHttpRequest, ticket_id: int) -> HttpResponse:
     ticket = _ticket(request, ticket_id)
     try:
         ticket_services.ticket_status_set(
-            ticket=ticket, status=request.POST.get("status", ""), by=request.user
+            ticket=ticket, status=request.POST.get("status", ""), by=_actor(request)
         )
     except ticket_services.TicketRejected as exc:
         return _after_action(request, ticket_id, str(exc))
@@ -199,7 +207,7 @@ def ticket_note(request: HtmxHttpRequest, ticket_id: int) -> HttpResponse:
     ticket = _ticket(request, ticket_id)
     try:
         ticket_services.ticket_note_add(
-            ticket=ticket, body=request.POST.get("body", ""), by=request.user
+            ticket=ticket, body=request.POST.get("body", ""), by=_actor(request)
         )
     except ticket_services.TicketRejected as exc:
         return _after_action(request, ticket_id, str(exc))
@@ -213,7 +221,7 @@ def ticket_reply(request: HtmxHttpRequest, ticket_id: int) -> HttpResponse:
     ticket = _ticket(request, ticket_id)
     body = request.POST.get("reply", "")
     try:
-        ticket_services.ticket_reply_send(ticket=ticket, body=body, by=request.user)
+        ticket_services.ticket_reply_send(ticket=ticket, body=body, by=_actor(request))
     except ticket_services.TicketRejected as exc:
         return _after_action(request, ticket_id, str(exc), reply_text=body)
     return _after_action(request, ticket_id, reply_text="")

@@ -43,12 +43,12 @@ from chat.llm.gateway import STATIC_PROVIDER, GatewayRequest, GatewayResult, Llm
 from chat.llm.privacy import DataPolicy
 from chat.llm.providers.registry import configured_providers
 from chat.llm.routing import classify_question, route_named, route_with_flags
-from config.metrics import answer_cache_observe
-from config.tracing import span
 from kb.embeddings.usage import embedding_context
 from kb.guard.pii import pii_find
 from kb.models import Account, Chunk, KnowledgeBase
 from kb.selectors.search import SearchHit, SearchResult, chunk_search
+from observability.metrics import answer_cache_observe
+from observability.tracing import span
 
 CLOSEST_SOURCES = 3
 logger = logging.getLogger(__name__)
@@ -170,7 +170,7 @@ def answer_compose(
     )
     attribution.__enter__()
     # One trace per answer: retrieve, generate and verify are its children. Ids and
-    # outcomes only, never the question or the passages (config.tracing).
+    # outcomes only, never the question or the passages (observability.tracing).
     answer_trace = span(
         "answer", account=request.account.pk, knowledge_base=kb.pk,
         request_id=request.request_id, feature=request.feature,

@@ -6,8 +6,8 @@ from __future__ import annotations
 from rest_framework.request import Request
 
 from chat.ratelimits import question_limits_check
-from config.api_errors import RateLimited
 from kb.api.auth import request_api_key
+from web.api_errors import RateLimited
 
 
 def question_rate_check(request: Request) -> None:

@@ -44,10 +44,10 @@ from chat.models import Message
 from chat.services.answers import Finished, Token, answer_stream
 from chat.services.conversations import conversation_start
 from chat.streaming import Heartbeat, Relay, closing_connection, event_stream_response
-from config.api_errors import ApplicationError, ServiceUnavailable
-from config.api_schema import ERROR_HEADERS, error_responses
 from kb.api.auth import request_account_ids, request_api_key
 from kb.models import ApiKey, KnowledgeBase
+from web.api_errors import ApplicationError, ServiceUnavailable
+from web.api_schema import ERROR_HEADERS, error_responses
 
 UNVERIFIED_NOTE = "(Cairn could not verify the answer above against the knowledge base.)"
 

@@ -45,17 +45,17 @@ from chat.streaming import (
     closing_connection,
     event_stream_response,
 )
-from config.api_errors import (
+from kb.api.auth import request_account_ids, request_api_key
+from kb.api.views import reference_id
+from kb.models import ApiKey, KnowledgeBase
+from web.api_errors import (
     ApplicationError,
     Conflict,
     RateLimited,
     ServiceUnavailable,
     error_body,
 )
-from config.api_schema import ERROR_HEADERS, error_responses, streaming_responses
-from kb.api.auth import request_account_ids, request_api_key
-from kb.api.views import reference_id
-from kb.models import ApiKey, KnowledgeBase
+from web.api_schema import ERROR_HEADERS, error_responses, streaming_responses
 
 IDEMPOTENCY_WAIT_SECONDS = 120
 SSE_HEARTBEAT_SECONDS = 15.0

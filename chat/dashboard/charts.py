@@ -1,6 +1,6 @@
 """Server-rendered SVG charts (bars, stacked bars, lines) and their table fallback.
 
-No JavaScript and no inline ``style``: the Content-Security-Policy (config/security.py)
+No JavaScript and no inline ``style``: the Content-Security-Policy (web/security.py)
 refuses both, so charts are plain SVG drawn with presentation attributes (``fill``,
 ``stroke``, ``font-size``), restyled by static/cairn/dashboard.css (dark mode), with
 native ``<title>`` tooltips. Each chart is an ``role="img"`` with a ``<title>`` and a

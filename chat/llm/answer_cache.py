@@ -11,7 +11,7 @@ documents invalidates every answer drawn from them. Only first questions are
 cached: a follow-up's meaning depends on the conversation.
 
 Every lookup says why it hit or missed (CacheLookup.reason): the gateway writes it
-on the ledger row of the answer's call and config.metrics counts it, so a wrong hit
+on the ledger row of the answer's call and observability.metrics counts it, so a wrong hit
 (or a cache that never hits) can be traced to its rule.
 """
 
@@ -33,8 +33,8 @@ from django.utils import timezone
 from chat.llm.events import CompletionRequest
 from chat.llm.question_agreement import AGREE, DISAGREEMENTS, questions_agree
 from chat.models import SemanticCacheEntry
-from config.metrics import semantic_cache_observe, semantic_cache_reasons_declare
 from kb.selectors.search import query_embedding
+from observability.metrics import semantic_cache_observe, semantic_cache_reasons_declare
 
 # Nearest entries weighed per lookup: a near-duplicate that disagrees (the "cannot"
 # twin of a question) must not hide one further down that agrees.

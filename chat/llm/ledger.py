@@ -12,7 +12,7 @@ from django.db import connection, transaction
 from chat.llm.events import Usage
 from chat.llm.pricing import FREE, Price, call_cost, parse_price_table
 from chat.models import LlmCall
-from config.metrics import llm_call_observe
+from observability.metrics import llm_call_observe
 
 
 @lru_cache(maxsize=4)
@@ -70,7 +70,7 @@ def llm_call_record(
             context, provider, model, attempt, status, usage, cost, latency_ms, ttft_ms,
             error_class, cache_hit, fallback_used, cache_reason,
         )  # fmt: skip
-    # Every ledger row is also a Prometheus sample (config.metrics), in this process.
+    # Every ledger row is also a Prometheus sample (observability.metrics), in this process.
     llm_call_observe(
         provider=provider, model=model, status=status, attempt=attempt,
         input_tokens=usage.input_tokens, output_tokens=usage.output_tokens, cost=cost,

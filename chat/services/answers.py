@@ -43,10 +43,10 @@ from chat.services.budgets import BudgetExhausted, budget_reserve, budget_settle
 from chat.services.cost_alerts import cost_alert_enqueue
 from chat.services.recovery import answer_heartbeat, answer_heartbeat_seconds, answer_spent
 from chat.signals import answer_finished
-from config.logging import REQUEST_ID_MAX_LENGTH, request_id_get
 from flags.selectors import flags_for, subject_for
 from kb.embeddings.tokens import count_tokens
 from kb.models import Chunk
+from observability.logging import REQUEST_ID_MAX_LENGTH, request_id_get
 
 logger = logging.getLogger(__name__)
 

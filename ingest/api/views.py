@@ -20,8 +20,6 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.api_errors import ApplicationError, Conflict, PayloadTooLarge, UnsupportedMediaType
-from config.api_schema import ERROR_HEADERS, error_responses
 from ingest.filetypes import ACCEPTED_EXTENSIONS, FileTypeError
 from ingest.services.recovery import documents_retry
 from ingest.services.uploads import UploadRejected, UploadResult, document_create
@@ -31,6 +29,8 @@ from kb.api.views import AccountScopedApi, OperationsApi
 from kb.models import ApiKey, AuditEvent, Document
 from kb.services.audit import audit_record
 from kb.services.documents import documents_delete
+from web.api_errors import ApplicationError, Conflict, PayloadTooLarge, UnsupportedMediaType
+from web.api_schema import ERROR_HEADERS, error_responses
 
 # Room for multipart boundaries, part headers and the small form fields around the file.
 MULTIPART_OVERHEAD_BYTES = 64 * 1024

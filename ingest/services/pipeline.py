@@ -35,7 +35,6 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from config.dispatch import enqueue_on_commit
-from config.tracing import span, traced
 from ingest.chunking import ChunkDraft, ChunkingOptions, chunk_document, embedding_input
 from ingest.filetypes import FileTypeError, file_type_for_mime
 from ingest.parsing.base import ParsedDocument, ParseError, ParseLimits
@@ -46,6 +45,7 @@ from kb.embeddings.usage import embedding_context
 from kb.guard.passages import PassageVerdict, passage_scan
 from kb.models import Chunk, Document, KnowledgeBase
 from kb.search.keyword import chunk_keywords
+from observability.tracing import span, traced
 
 logger = logging.getLogger(__name__)
 

@@ -22,8 +22,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api_errors import ServiceUnavailable
-from config.api_schema import ERROR_HEADERS, error_responses
 from kb.api.auth import request_account_ids
 from kb.api.serializers import KnowledgeBaseReferenceSerializer
 from kb.embeddings.base import EmbeddingError
@@ -31,6 +29,8 @@ from kb.embeddings.privacy import EmbeddingModelRefused, embedding_model_check
 from kb.models import Account, ApiKey, KnowledgeBase, default_embedding_model
 from kb.selectors.search import MODES, SearchHit, chunk_search
 from kb.services.knowledge_bases import KnowledgeBaseSlugTaken, knowledge_base_create
+from web.api_errors import ServiceUnavailable
+from web.api_schema import ERROR_HEADERS, error_responses
 
 M = TypeVar("M", bound=Model)
 

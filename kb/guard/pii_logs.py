@@ -1,4 +1,4 @@
-"""The PII filter of Cairn's log handler (config.logging names it in LOGGING)."""
+"""The PII filter of Cairn's log handler (observability.logging names it in LOGGING)."""
 
 from __future__ import annotations
 

@@ -22,9 +22,9 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import DatabaseError, models, transaction
 from django.http import HttpRequest
 
-from config.client_address import client_address
 from kb.models import Account, ApiKey, AuditEvent
 from kb.selectors.accounts import AnyUser
+from web.client_address import client_address
 
 logger = logging.getLogger(__name__)
 

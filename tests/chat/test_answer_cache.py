@@ -18,13 +18,13 @@ from chat.models import LlmCall, SemanticCacheEntry
 from chat.models import Message as ChatMessage
 from chat.services.answers import answer_stream
 from chat.services.conversations import conversation_start
-from config.metrics import scrape_registry
 from ingest.services.demo import demo_load
 from ingest.services.pipeline import document_ingest
 from kb.embeddings.local import MINILM_MODEL_ID
 from kb.embeddings.queries import _query_embedding, query_embedding
 from kb.models import Account, Chunk, Document
 from kb.services.documents import accounts_delete
+from observability.metrics import scrape_registry
 from tests.chat.scripted import Say, ScriptedProvider
 from tests.factories import make_account, make_user
 

@@ -50,7 +50,7 @@ class CountingEmbedder:
 
 @pytest.fixture
 def embedder(monkeypatch, settings) -> Iterator[CountingEmbedder]:
-    """The registry's MiniLM, counting; the process warmed up as config.warmup warms it
+    """The registry's MiniLM, counting; the process warmed up as ops.warmup warms it
     (the guard's reference phrases are embedded once per process, before any question)."""
     settings.CAIRN_EXTRACTIVE_TOKEN_DELAY_MS = 0
     injection_scan("How do I export my invoices?")

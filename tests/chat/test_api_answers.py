@@ -7,9 +7,9 @@ from django.urls import reverse
 
 from chat.llm.providers.registry import reset_providers
 from chat.models import Conversation, Feedback, LlmCall, LlmRoute, Message
-from config.sliding_window import SLICES
 from tests.factories import make_account, make_knowledge_base
 from tests.support.api import api_client, error_of
+from web.sliding_window import SLICES
 
 pytestmark = pytest.mark.django_db
 
@@ -193,7 +193,7 @@ def test_too_many_questions_are_a_429_with_retry_after(help_kb, settings) -> Non
     limited = ask(client, "Refunds?")
 
     assert statuses == [200, 200, 429]
-    # At most the hour and the slice the sliding window may overrun (config/sliding_window.py).
+    # At most the hour and the slice the sliding window may overrun (web/sliding_window.py).
     assert limited.status_code == 429 and 1 <= int(limited["Retry-After"]) <= 3600 + 3600 / SLICES
     error = error_of(limited)
     assert error["code"] == "rate_limited" and error["retry_after"] == int(limited["Retry-After"])

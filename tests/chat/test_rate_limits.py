@@ -16,10 +16,10 @@ from django.urls import reverse
 from chat.models import Conversation
 from chat.ratelimits import client_ip, question_limits_check
 from chat.services.conversations import conversation_start
-from config.sliding_window import SLICES
 from tests.factories import make_user
 from tests.support.api import api_client, error_of
 from tests.support.clock import MIDNIGHT, HandClock, hand_clock_install
+from web.sliding_window import SLICES
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 ANSWERS = "/api/v1/answers"

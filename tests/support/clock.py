@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from config import sliding_window
+from web import sliding_window
 
 DAY = 86400
 MIDNIGHT = 20_000 * DAY  # a day's start, so also a minute's and an hour's

@@ -19,10 +19,10 @@ from tests.tickets.core_support import (
     ingest_help,
     member,
 )
-from tickets.draft_tasks import ticket_draft_task
 from tickets.models import Ticket
 from tickets.services.drafts import _supported_text, draft_abstained, draft_make, draft_request
 from tickets.services.tickets import ticket_open, ticket_open_from_conversation
+from tickets.tasks import ticket_draft_task
 
 pytestmark = pytest.mark.django_db
 

@@ -86,7 +86,8 @@ class TicketEventInline(admin.TabularInline):
     model = TicketEvent
     extra = 0
     can_delete = False
-    fields = readonly_fields = ["created_at", "kind", "author", "body", "data"]
+    fields = ("created_at", "kind", "author", "body", "data")
+    readonly_fields = fields
     ordering = ["created_at", "id"]
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:

@@ -69,7 +69,11 @@ class TicketEventSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=TicketEvent.Kind.choices)
     author = serializers.SerializerMethodField()
     body = serializers.CharField(allow_blank=True)
-    data = serializers.DictField(help_text="What changed: from/to, the classification, the queue…")
+    # The event's "data" key shadows Serializer.data for the type checker only: this is
+    # an output-only nested serializer, whose own .data is never read.
+    data = serializers.DictField(  # type: ignore[assignment]
+        help_text="What changed: from/to, the classification, the queue…"
+    )
     created_at = serializers.DateTimeField()
 
     @extend_schema_field(serializers.CharField(allow_null=True, help_text="A user name."))

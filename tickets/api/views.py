@@ -18,8 +18,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from chat.models import Conversation
-from config.api_errors import ApplicationError
-from config.api_schema import ERROR_HEADERS, error_responses
 from kb.api.auth import request_api_key
 from kb.api.views import AccountScopedApi, OperationsApi
 from kb.models import Account, ApiKey
@@ -34,6 +32,8 @@ from tickets.services.tickets import (
     ticket_reply_send,
     ticket_status_set,
 )
+from web.api_errors import ApplicationError
+from web.api_schema import ERROR_HEADERS, error_responses
 
 TAG = "tickets"
 

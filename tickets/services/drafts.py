@@ -35,7 +35,7 @@ from tickets.models import Ticket
 
 logger = logging.getLogger(__name__)
 
-DRAFT_TASK = "tickets.draft_tasks.ticket_draft_task"
+DRAFT_TASK = "tickets.tasks.ticket_draft_task"
 DRAFT_FEATURE = "ticket_draft"
 PENDING, READY, FAILED = "pending", "ready", "failed"
 EXCERPT_CHARS = 300
@@ -45,7 +45,7 @@ _SPACES = re.compile(r"[ \t]{2,}")
 
 def draft_request(ticket: Ticket) -> None:
     """Mark the ticket's draft as pending and queue its writing once the transaction
-    commits (``tickets.draft_tasks.ticket_draft_task``)."""
+    commits (``tickets.tasks.ticket_draft_task``)."""
     ticket.draft_status = PENDING
     # updated_at too: the inbox's live stream shows the change.
     ticket.save(update_fields=["draft_status", "updated_at"])

@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from chat.models import Conversation, Message
 from chat.services.conversations import agent_message_add
-from config.logging import request_id_get
+from observability.logging import request_id_get
 from tickets.classification import Classification, classify
 from tickets.models import Queue, Ticket, TicketEvent, Urgency
 from tickets.services.drafts import draft_request
