@@ -3,6 +3,10 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Two pytest workers (pytest-xdist), a file per worker at a time: the suite waits on
+# processes, browsers and the database as much as it computes, so two workers halve the
+# run on the 2-core CI machine (docs/development.md). PYTEST_ARGS= runs it in one process.
+PYTEST_ARGS ?= -n 2 --dist loadfile
 
 .PHONY: run test lint typecheck pytest bench install clean
 

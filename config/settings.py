@@ -970,6 +970,11 @@ SPECTACULAR_SETTINGS = {
         "MessageStatusEnum": "chat.models.Message.Status",
         "MessageRoleEnum": "chat.models.Message.Role",
         "FeedbackRatingEnum": "chat.models.Feedback.Rating",
+        "TicketStatusEnum": "tickets.models.Ticket.Status",
+        "TicketOriginEnum": "tickets.models.Ticket.Origin",
+        "TicketUrgencyEnum": "tickets.models.Urgency",
+        "TicketSentimentEnum": "tickets.models.Sentiment",
+        "TicketEventKindEnum": "tickets.models.TicketEvent.Kind",
     },
 }
 
