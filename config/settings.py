@@ -510,6 +510,18 @@ CAIRN_ANSWER_REAPER_INTERVAL_SECONDS = env_int(
     "failed within CAIRN_ANSWER_STALE_SECONDS plus this after its process died.",
 )
 
+CAIRN_TICKET_STALE_SECONDS = env_int(
+    "CAIRN_TICKET_STALE_SECONDS",
+    300,
+    help="A ticket still unclassified, or whose drafted reply is still pending, this many "
+    "seconds after it was opened has its task queued again (its message was lost).",
+)
+CAIRN_TICKET_SWEEP_INTERVAL_SECONDS = env_int(
+    "CAIRN_TICKET_SWEEP_INTERVAL_SECONDS",
+    120,
+    help="How often Celery beat looks for tickets whose triage or draft was lost.",
+)
+
 CELERY_BEAT_SCHEDULE = {
     "reap-stuck-documents": {
         "task": "ingest.tasks.documents_reap_task",
@@ -522,6 +534,10 @@ CELERY_BEAT_SCHEDULE = {
     "purge-expired-conversations": {
         "task": "chat.tasks.retention_purge_task",
         "schedule": float(CAIRN_RETENTION_INTERVAL_SECONDS),
+    },
+    "requeue-lost-ticket-work": {
+        "task": "tickets.tasks.tickets_requeue_task",
+        "schedule": float(CAIRN_TICKET_SWEEP_INTERVAL_SECONDS),
     },
 }
 

@@ -7,6 +7,7 @@ import logging
 from config.celery_app import app
 from tickets.models import Ticket
 from tickets.services.drafts import PENDING, draft_make
+from tickets.services.recovery import tickets_requeue
 from tickets.services.triage import ticket_triage
 
 
@@ -40,3 +41,11 @@ def ticket_draft_task(ticket_id: int) -> str:
     if ticket.draft_status != PENDING:
         return ticket.draft_status or "not asked"
     return draft_make(ticket).draft_status
+
+
+@app.task(name="tickets.tasks.tickets_requeue_task", ignore_result=True)
+def tickets_requeue_task() -> dict[str, int]:
+    """Run by beat every CAIRN_TICKET_SWEEP_INTERVAL_SECONDS: queue again the triage and
+    drafts whose messages were lost (a broker down when the ticket was opened)."""
+    requeued = tickets_requeue()
+    return {"triage": len(requeued.triage), "drafts": len(requeued.drafts)}
