@@ -18,6 +18,7 @@ COPY web ./web
 COPY kb ./kb
 COPY flags ./flags
 COPY ingest ./ingest
+COPY llm ./llm
 COPY chat ./chat
 COPY tickets ./tickets
 COPY ops ./ops

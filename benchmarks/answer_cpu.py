@@ -118,7 +118,7 @@ def _caches_empty(account_id: int) -> None:
     """No answer cache can serve the next question (both are consulted all the same)."""
     from django.core.cache import cache
 
-    from chat.models import SemanticCacheEntry
+    from llm.models import SemanticCacheEntry
 
     SemanticCacheEntry.objects.filter(account_id=account_id).delete()
     cache.clear()

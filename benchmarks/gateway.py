@@ -65,15 +65,15 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     import openai
     from django.core.cache import cache
 
-    from chat.llm.answer_cache import CacheScope
-    from chat.llm.events import CompletionRequest, Message, TextDelta
-    from chat.llm.gateway import GatewayRequest, GatewayResult, LlmGateway
-    from chat.llm.providers.openai_chat import OpenAIChatProvider
-    from chat.llm.routing import ChainEntry, Route
-    from chat.models import SemanticCacheEntry
     from kb.embeddings.local import MINILM_MODEL_ID
     from kb.selectors.search import query_embedding
     from kb.services.accounts import account_ensure
+    from llm.answer_cache import CacheScope
+    from llm.events import CompletionRequest, Message, TextDelta
+    from llm.gateway import GatewayRequest, GatewayResult, LlmGateway
+    from llm.models import SemanticCacheEntry
+    from llm.providers.openai_chat import OpenAIChatProvider
+    from llm.routing import ChainEntry, Route
     from tests.support.fake_llm import Reply, running_fake_llm
 
     account = account_ensure(slug="bench", name="Benchmark")

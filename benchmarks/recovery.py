@@ -245,7 +245,6 @@ def measure(
     """Stream, kill, wait for the recovery; every figure the report prints."""
     from django.db.models import Sum
 
-    from chat.llm.routing import classify_question
     from chat.models import Budget, BudgetReservation, BudgetWindow, Message
     from chat.services.answers import (
         answer_budget_check,
@@ -254,6 +253,7 @@ def measure(
         answer_stream,
     )
     from kb.services.api_keys import api_key_create
+    from llm.routing import classify_question
 
     questions = _questions(args.answers)
     account, _ = _knowledge_base(questions)

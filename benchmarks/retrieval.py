@@ -487,12 +487,12 @@ def bm25_against_rank_bm25(
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     """Load the corpus into the current database size by size; every figure of the report."""
-    from chat.models import LlmCall
     from kb.embeddings.inputs import chunk_embedding_input
     from kb.embeddings.texts import texts_forget
     from kb.models import Account
     from kb.selectors.search import query_embedding
     from kb.services.accounts import account_ensure
+    from llm.models import LlmCall
 
     corpora = corpora_of(args)
     sizes = args.size_list

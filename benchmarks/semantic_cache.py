@@ -27,7 +27,7 @@ counts as a wrong hit. The hit latency is the gateway's: the wording's embedding
 a shared CPU it is the part that varies), the one SQL lookup, the agreement checks and
 the ledger row. The cached answers cite nothing, so the retrieval rule met here is
 its weakest form (the cached question's best three passages; see
-chat.llm.answer_cache.semantic_match): wrong hits counted are an upper bound.
+llm.answer_cache.semantic_match): wrong hits counted are an upper bound.
 On a shared machine wall time says as much about the neighbours as about the code, so
 each hit's CPU time (this process's, time.process_time: PostgreSQL's own work runs in
 its server process and is not in it) is shown beside it, and so is the lookup without
@@ -103,7 +103,7 @@ def answers_differ(a: Asked, b: Asked) -> bool:
 def wordings(question: str, count: int, seed: int) -> list[str]:
     """``count`` of gateway.py's wordings of ``question`` (never the question itself)."""
     from benchmarks.gateway import ENDINGS, FILLERS
-    from chat.llm.answer_cache import normalise
+    from llm.answer_cache import normalise
 
     stem = question[:-1] if question.endswith("?") else question
     every = [f"{f}{stem[0].lower() + stem[1:] if f else stem}{e}" for f in FILLERS for e in ENDINGS]
@@ -132,7 +132,7 @@ def main() -> None:
 
     embedded_django(HOME)
     # Every miss ends on the static message (see _NoGeneration): expected, not news.
-    logging.getLogger("chat.llm.gateway").setLevel(logging.ERROR)
+    logging.getLogger("llm.gateway").setLevel(logging.ERROR)
     report(measure(args))
 
 
@@ -147,7 +147,7 @@ class _NoGeneration:
     local = True
 
     def stream(self, request: Any, *, model: str, timeouts: Any) -> Iterator[Any]:
-        from chat.llm.errors import ProviderError
+        from llm.errors import ProviderError
 
         raise ProviderError("benchmark: no generation", error_class="bad_request", retryable=False)
         yield  # a generator, as providers are
@@ -198,7 +198,7 @@ def _asker(knowledge_base: Any) -> Any:
 
 
 def _scope(knowledge_base: Any) -> Any:
-    from chat.llm.answer_cache import CacheScope
+    from llm.answer_cache import CacheScope
 
     return CacheScope(
         knowledge_base.account_id,
@@ -208,7 +208,7 @@ def _scope(knowledge_base: Any) -> Any:
 
 
 def _completion(question: str) -> Any:
-    from chat.llm.events import CompletionRequest, Message
+    from llm.events import CompletionRequest, Message
 
     return CompletionRequest(
         system="Answer from the passages.", messages=(Message("user", question),)
@@ -219,8 +219,8 @@ def _pair_verdict(scope: Any, cached: Asked, asked: Asked) -> str:
     """The lookup's reason for ``asked`` with only ``cached``'s answer in the cache."""
     from django.core.cache import cache
 
-    from chat.llm.answer_cache import answer_cache_lookup, answer_cache_store
-    from chat.models import SemanticCacheEntry
+    from llm.answer_cache import answer_cache_lookup, answer_cache_store
+    from llm.models import SemanticCacheEntry
 
     if cached.sources is None or asked.sources is None:
         return "not_asked:nothing_relevant"
@@ -240,11 +240,11 @@ def _pair_verdict(scope: Any, cached: Asked, asked: Asked) -> str:
 
 def measure_pairs(args: argparse.Namespace) -> dict[str, Any]:
     """Pairs of distinct squad2_dev questions at cosine >= PAIR_COSINE, tried both ways."""
-    from chat.llm.answer_cache import HIT, normalise
     from kb.embeddings.registry import get_embedder
     from kb.evaluation.golden import load_questions
     from kb.models import Account
     from kb.services.documents import accounts_delete
+    from llm.answer_cache import HIT, normalise
 
     golden = load_questions(args.data / "questions.jsonl")
     if args.questions:
@@ -293,13 +293,13 @@ def measure_pairs(args: argparse.Namespace) -> dict[str, Any]:
 
 def measure_paraphrases(args: argparse.Namespace) -> dict[str, Any]:
     """gateway.py's wordings of every demo question, against all their cached answers."""
-    from chat.llm.answer_cache import answer_cache_store
-    from chat.llm.gateway import GatewayRequest, GatewayResult, LlmGateway
-    from chat.llm.routing import ChainEntry, Route
     from kb.embeddings.queries import _query_embedding, query_embedding
     from kb.evaluation.golden import load_questions
     from kb.models import Account
     from kb.services.documents import accounts_delete
+    from llm.answer_cache import answer_cache_store
+    from llm.gateway import GatewayRequest, GatewayResult, LlmGateway
+    from llm.routing import ChainEntry, Route
 
     golden = load_questions(DEMO_QUESTIONS)
     if args.questions:
@@ -372,7 +372,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 def report(measured: dict[str, Any]) -> dict[str, Any]:
     """Print the table and the JSON line; return what the JSON line says."""
-    from chat.llm.answer_cache import HIT
+    from llm.answer_cache import HIT
 
     pairs, para = measured["pairs"], measured["paraphrases"]
     different, same = pairs["different"], pairs["same"]

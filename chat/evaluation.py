@@ -21,10 +21,6 @@ from tqdm import tqdm
 
 from chat.answering.extractive import ExtractiveAnswerer
 from chat.answering.pipeline import AnswerOutcome, AnswerRequest, answer_compose
-from chat.llm.gateway import LlmGateway
-from chat.llm.providers.base import Provider
-from chat.llm.providers.registry import configured_providers
-from chat.models import LlmCall
 from ingest.management.commands.ingest import collect_files
 from ingest.services.pipeline import document_ingest
 from ingest.services.uploads import UploadRejected, document_create
@@ -32,6 +28,10 @@ from kb.evaluation.golden import GoldenQuestion
 from kb.evaluation.metrics import percentile
 from kb.models import Account, KnowledgeBase
 from kb.services.accounts import account_ensure, knowledge_base_ensure
+from llm.gateway import LlmGateway
+from llm.models import LlmCall
+from llm.providers.base import Provider
+from llm.providers.registry import configured_providers
 
 
 def _norm(text: str) -> str:

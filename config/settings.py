@@ -98,6 +98,7 @@ INSTALLED_APPS = [
     "kb",
     "flags",
     "ingest",
+    "llm",
     "chat",
     "tickets",
     "ops",

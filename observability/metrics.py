@@ -4,10 +4,10 @@ Two kinds of series:
 
 * counted where things happen, in the process they happen in: request latency
   (``observability.request_metrics``), LLM and embedding calls, tokens, cost, time to first
-  token, retries and fallbacks (``chat.llm.ledger``: every row of the usage ledger
+  token, retries and fallbacks (``llm.ledger``: every row of the usage ledger
   passes through ``llm_call_observe``), answer-cache hits and misses
   (``chat.answering.pipeline``), semantic-cache lookups by reason
-  (``chat.llm.answer_cache``);
+  (``llm.answer_cache``);
 * read when Prometheus scrapes: documents by status, the ingestion queue (documents
   and, on Redis, Celery messages) and the circuit breakers. They come from the
   database, the broker and the cache, so whichever process serves the scrape reports
@@ -119,7 +119,7 @@ ANSWER_CACHE_MISSES = Counter(
 SEMANTIC_CACHE_LOOKUPS = Counter(
     "cairn_semantic_cache_lookups",
     "Semantic answer-cache lookups by outcome: hit, or why not (miss:below_threshold, "
-    "miss:negation, miss:sources, …; chat.llm.answer_cache.SEMANTIC_REASONS).",
+    "miss:negation, miss:sources, …; llm.answer_cache.SEMANTIC_REASONS).",
     ["reason"],
     registry=_LIVE,
 )
@@ -152,7 +152,7 @@ def llm_call_observe(
     cache_hit: bool,
     fallback_used: bool,
 ) -> None:
-    """Count one usage-ledger row (``chat.llm.ledger.llm_call_record`` calls this).
+    """Count one usage-ledger row (``llm.ledger.llm_call_record`` calls this).
 
     Cache hits and idempotent replays reached no provider, so they are left out here;
     the answer pipeline counts cache hits by kind (the ledger cannot tell them apart).
@@ -187,7 +187,7 @@ _SEMANTIC_REASONS: set[str] = set()
 
 
 def semantic_cache_reasons_declare(reasons: tuple[str, ...]) -> None:
-    """The outcomes a semantic lookup can have (chat.llm.answer_cache declares them when
+    """The outcomes a semantic lookup can have (llm.answer_cache declares them when
     imported): each series exists at 0 from the start, and no other value makes one."""
     _SEMANTIC_REASONS.update(reasons)
     for reason in reasons:

@@ -35,10 +35,6 @@ from dataclasses import dataclass
 
 from chat.answering.pipeline import AnswerOutcome, AnswerRequest, answer_compose
 from chat.answering.questions import question_clean
-from chat.llm.events import Event, TextDelta, Usage
-from chat.llm.gateway import GatewayRequest, GatewayResult, LlmGateway
-from chat.llm.providers.base import CallTimeouts
-from chat.llm.providers.registry import configured_providers
 from kb.embeddings.local import MINILM_MODEL_ID
 from kb.embeddings.privacy import embedding_model_is_local
 from kb.embeddings.registry import get_embedder
@@ -49,6 +45,10 @@ from kb.guard.pii import pii_find
 from kb.models import Chunk, KnowledgeBase
 from kb.selectors.search import chunk_search
 from kb.units import chunk_units, text_terms
+from llm.events import Event, TextDelta, Usage
+from llm.gateway import GatewayRequest, GatewayResult, LlmGateway
+from llm.providers.base import CallTimeouts
+from llm.providers.registry import configured_providers
 
 logger = logging.getLogger(__name__)
 

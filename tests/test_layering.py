@@ -10,6 +10,7 @@ import that reaches upwards is the same dependency, only hidden.
     kb             - tenants, knowledge bases, search, guards
     flags          - feature flags and staged rollouts
     ingest         - documents in: parse, chunk, embed
+    llm            - the gateway: providers, routes, retries, breakers, caches, ledger
     chat           - gateway, answers, chat UI, APIs
     tickets        - escalation to a person: tickets, inbox
     ops            - serve, preflight, readiness, warm-up, the configuration reference
@@ -30,7 +31,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 LAYERS = (
-    "embedded", "observability", "web", "kb", "flags", "ingest", "chat", "tickets", "ops",
+    "embedded", "observability", "web", "kb", "flags", "ingest", "llm", "chat", "tickets",
+    "ops",
 )  # fmt: skip
 # What config may import: the libraries it starts processes with.
 CONFIG_MAY_IMPORT = {"embedded", "observability"}

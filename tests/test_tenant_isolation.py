@@ -37,7 +37,7 @@ from django.urls import reverse
 from openai.types.chat import ChatCompletionMessageParam
 from rest_framework.test import APIClient
 
-from chat.models import Citation, Conversation, LlmCall, Message, SemanticCacheEntry
+from chat.models import Citation, Conversation, Message
 from chat.presentation import citation_url
 from chat.services.answers import answer_stream
 from chat.services.conversations import conversation_start
@@ -46,6 +46,7 @@ from flags.selectors import flags_for, subject_for
 from ingest.services.pipeline import document_ingest
 from kb.models import Account, ApiKey, AuditEvent, Chunk, Document, KnowledgeBase
 from kb.services.api_keys import api_key_create
+from llm.models import LlmCall, SemanticCacheEntry
 from tests.factories import make_account, make_knowledge_base, make_user, upload
 from tests.support.live_server import LiveServer, running_asgi_server
 from tickets.models import Queue, RoutingRule, Ticket, TicketEvent, TicketSettings
@@ -569,7 +570,7 @@ def test_admin_account_b_admin_cannot_list_or_open_account_a_objects(world) -> N
         ),
         "knowledge bases": client.get(reverse("admin:kb_knowledgebase_changelist")),
         "API keys": client.get(reverse("admin:kb_apikey_changelist")),
-        "usage ledger": client.get(reverse("admin:chat_llmcall_changelist")),
+        "usage ledger": client.get(reverse("admin:llm_llmcall_changelist")),
     }
     # (The search box shows the query back, so this page is checked for links only.)
     searched = client.get(reverse("admin:kb_chunk_changelist"), {"q": a.facts.passphrase})

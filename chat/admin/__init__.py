@@ -1,12 +1,11 @@
-"""Admin for the usage ledger (read-only, per account), the gateway's routes, budgets and
-the review list of flagged questions; the feedback loop's review queue and golden cases
+"""Admin for budgets and the review list of flagged questions (the usage ledger and the
+gateway's routes are in llm/admin/); the feedback loop's review queue and golden cases
 are in chat/admin/feedback_loop.py."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django import forms
 from django.contrib import admin
 from django.db.models import Count, F, Sum
 from django.http import HttpRequest
@@ -14,81 +13,11 @@ from django.utils import timezone
 from django.utils.html import format_html_join
 
 from chat.admin import feedback_loop  # noqa: F401  (registers the review queue and golden cases)
-from chat.llm.routing import parse_chain
-from chat.models import Budget, BudgetWindow, FlaggedQuestion, LlmCall, LlmRoute, Message
+from chat.models import Budget, BudgetWindow, FlaggedQuestion, Message
 from chat.services.budgets import window_bounds
 from kb.admin.audit import AuditedAdmin
 from kb.admin.scoping import AccountScopedAdmin
-
-
-@admin.register(LlmCall)
-class LlmCallAdmin(AuditedAdmin, AccountScopedAdmin):
-    """Every model call: who, what, how many tokens, what it cost, how it went."""
-
-    list_display = [
-        "created_at",
-        "account",
-        "feature",
-        "route",
-        "provider",
-        "model",
-        "attempt",
-        "status",
-        "error_class",
-        "input_tokens",
-        "output_tokens",
-        "cost",
-        "latency_ms",
-        "cache_hit",
-        "cache_reason",
-        "fallback_used",
-    ]
-    list_filter = ["status", "provider", "feature", "cache_hit", "cache_reason", "fallback_used"]
-    search_fields = ["request_id", "model", "error_class"]
-    date_hierarchy = "created_at"
-    list_select_related = ["account"]
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [field.name for field in LlmCall._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-class LlmRouteForm(forms.ModelForm):
-    class Meta:
-        model = LlmRoute
-        fields = ["name", "chain", "max_tokens", "temperature"]
-
-    def clean_chain(self) -> str:
-        raw = str(self.cleaned_data["chain"])
-        try:
-            entries = parse_chain(raw)
-        except ValueError as exc:
-            raise forms.ValidationError(str(exc)) from exc
-        if not entries:
-            raise forms.ValidationError("Give at least one provider:model entry.")
-        return ", ".join(entry.key for entry in entries)
-
-
-@admin.register(LlmRoute)
-class LlmRouteAdmin(AuditedAdmin):
-    """Routes are shared by all accounts: only superusers change them."""
-
-    form = LlmRouteForm
-    list_display = ["name", "chain", "max_tokens", "temperature"]
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return request.user.is_superuser
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return request.user.is_superuser
+from llm.models import LlmCall
 
 
 @admin.register(Budget)

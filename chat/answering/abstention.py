@@ -40,10 +40,10 @@ import numpy as np
 import numpy.typing as npt
 
 from chat.answering.sentence_scoring import ScoredCandidate, unmentioned_names
-from chat.llm.events import ContextPassage
 from kb.linear import LinearModel
 from kb.search.terms import content_terms
 from kb.units import text_terms
+from llm.events import ContextPassage
 
 WEIGHTS_FILE = Path(__file__).with_name("abstention_weights.json")
 

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from chat.answering.prompts import neutralise_delimiters
-from chat.llm.events import ContextPassage, Message
 from kb.embeddings.tokens import count_tokens
 from kb.search.tokenize import tokenize
 from kb.selectors.search import SearchHit
 from kb.sentences import sentence_spans
+from llm.events import ContextPassage, Message
 
 CITATION_MARKERS = re.compile(r"\s*\[(?:\d{1,3}|\?)(?:\s*[,;]\s*\d{1,3})*\]")
 _FOLLOW_UP_OPENERS = frozenset(

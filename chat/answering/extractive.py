@@ -34,14 +34,14 @@ from chat.answering.sentence_scoring import (
     unmentioned_names,
 )
 from chat.answering.texts import ABSTENTION_TEXT
-from chat.llm.errors import ProviderError
-from chat.llm.events import CompletionRequest, ContextPassage, End, Event, Start, TextDelta, Usage
-from chat.llm.providers.base import CallTimeouts
 from kb.embeddings.base import EmbeddingError
 from kb.embeddings.queries import query_embedding
 from kb.embeddings.tokens import count_tokens
 from kb.linear import LinearModel
 from kb.units import full_stop, is_identifier, unit_quote
+from llm.errors import ProviderError
+from llm.events import CompletionRequest, ContextPassage, End, Event, Start, TextDelta, Usage
+from llm.providers.base import CallTimeouts
 
 # A further sentence joins the answer only if it scores at least this share of the
 # best one: the answer stays short and on the point.
@@ -79,7 +79,7 @@ class ExtractiveAnswerer:
     (evaluation streams with no delay)."""
 
     name = "local"
-    local = True  # runs in this process: nothing leaves (chat.llm.privacy)
+    local = True  # runs in this process: nothing leaves (llm.privacy)
 
     def __init__(
         self,

@@ -37,16 +37,16 @@ from chat.answering.prompts import (
     system_prompt_canary,
 )
 from chat.answering.texts import ABSTENTION_TEXT
-from chat.llm.answer_cache import CacheScope
-from chat.llm.events import CompletionRequest, ContextPassage, Error, Message, TextDelta
-from chat.llm.gateway import STATIC_PROVIDER, GatewayRequest, GatewayResult, LlmGateway
-from chat.llm.privacy import DataPolicy
-from chat.llm.providers.registry import configured_providers
-from chat.llm.routing import classify_question, route_named, route_with_flags
 from kb.embeddings.usage import embedding_context
 from kb.guard.pii import pii_find
 from kb.models import Account, Chunk, KnowledgeBase
 from kb.selectors.search import SearchHit, SearchResult, chunk_search
+from llm.answer_cache import CacheScope
+from llm.events import CompletionRequest, ContextPassage, Error, Message, TextDelta
+from llm.gateway import STATIC_PROVIDER, GatewayRequest, GatewayResult, LlmGateway
+from llm.privacy import DataPolicy
+from llm.providers.registry import configured_providers
+from llm.routing import classify_question, route_named, route_with_flags
 from observability.metrics import answer_cache_observe
 from observability.tracing import span
 

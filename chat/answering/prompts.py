@@ -19,8 +19,8 @@ from pathlib import Path
 from django.conf import settings
 
 from chat.answering.texts import ABSTENTION_TEXT
-from chat.llm.events import ContextPassage
 from kb.guard.passages import invisible_strip
+from llm.events import ContextPassage
 
 logger = logging.getLogger(__name__)
 

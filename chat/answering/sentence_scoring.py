@@ -33,11 +33,11 @@ from functools import lru_cache
 import numpy as np
 import numpy.typing as npt
 
-from chat.llm.events import ContextPassage
 from kb.embeddings.texts import texts_embed
 from kb.search.terms import QUESTION_STOP_WORDS, content_terms, stem
 from kb.search.tokenize import tokenize
 from kb.units import chunk_units, text_terms
+from llm.events import ContextPassage
 
 # How much more a question term with digits weighs than a word.
 NUMBER_WEIGHT = 2.0

@@ -1,6 +1,6 @@
 """The circuit breakers of the configured routes and the state each is in now.
 
-Breaker state lives in the cache (chat.llm.breaker), so reading it here costs a
+Breaker state lives in the cache (llm.breaker), so reading it here costs a
 cache get per chain entry and one query for the admin's route overrides.
 """
 
@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from chat.llm.breaker import BreakerState, CircuitBreaker
-from chat.llm.routing import ChainEntry, parse_chain
-from chat.models import LlmRoute
+from llm.breaker import BreakerState, CircuitBreaker
+from llm.models import LlmRoute
+from llm.routing import ChainEntry, parse_chain
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ def configured_chain_entries() -> list[ChainEntry]:
     """Every provider:model the routes in force may call, each once, in route order.
 
     An admin's LlmRoute row replaces the environment's route of the same name, as in
-    ``chat.llm.routing.route_named``; a row whose chain cannot be parsed is skipped
+    ``llm.routing.route_named``; a row whose chain cannot be parsed is skipped
     (the gateway would fail on it too, and says so there).
     """
     chains = {name: route["chain"] for name, route in settings.CAIRN_ROUTES.items()}

@@ -36,9 +36,10 @@ from django.db.models.fields import FloatField
 from django.db.models.functions import Lower, TruncDate
 from django.utils import timezone
 
-from chat.models import Feedback, LlmCall, Message
+from chat.models import Feedback, Message
 from kb.models import Account, Document, Membership
 from kb.selectors.accounts import account_ids_for_user
+from llm.models import LlmCall
 
 PERIODS = (7, 30, 90)
 DEFAULT_PERIOD = 30

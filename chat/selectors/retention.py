@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from datetime import datetime
 
-from chat.models import Citation, Conversation, Feedback, Message, SemanticCacheEntry
+from chat.models import Citation, Conversation, Feedback, Message
+from llm.models import SemanticCacheEntry
 
 UNFINISHED = Message.UNFINISHED_STATUSES
 

@@ -33,10 +33,6 @@ from chat.answering.pipeline import (
     answer_compose,
     answer_text_safe,
 )
-from chat.llm.events import Usage
-from chat.llm.ledger import price_for
-from chat.llm.pricing import call_cost
-from chat.llm.routing import SIMPLE, classify_question, route_named
 from chat.models import BudgetReservation, Citation, Message
 from chat.selectors.budgets import budget_standing
 from chat.services.budgets import BudgetExhausted, budget_reserve, budget_settle
@@ -46,6 +42,10 @@ from chat.signals import answer_finished
 from flags.selectors import flags_for, subject_for
 from kb.embeddings.tokens import count_tokens
 from kb.models import Chunk
+from llm.events import Usage
+from llm.ledger import price_for
+from llm.pricing import call_cost
+from llm.routing import SIMPLE, classify_question, route_named
 from observability.logging import REQUEST_ID_MAX_LENGTH, request_id_get
 
 logger = logging.getLogger(__name__)

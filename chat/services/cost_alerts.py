@@ -21,11 +21,12 @@ from django.core.mail import send_mail
 from django.db.models import Sum
 from django.utils import timezone
 
-from chat.models import Budget, LlmCall
+from chat.models import Budget
 from chat.services.budgets import window_bounds
 from config.dispatch import enqueue_on_commit
 from kb.models import Account
 from kb.selectors.accounts import account_admin_emails
+from llm.models import LlmCall
 
 logger = logging.getLogger("cairn.costs")
 

@@ -28,11 +28,11 @@ from chat.evaluation import (
     evaluation_providers,
     report_from,
 )
-from chat.llm.gateway import LlmGateway
-from chat.llm.providers.base import Provider
 from chat.models import GoldenCase, Message
 from kb.evaluation.golden import GoldenQuestion
 from kb.models import Document
+from llm.gateway import LlmGateway
+from llm.providers.base import Provider
 
 logger = logging.getLogger(__name__)
 

@@ -27,8 +27,9 @@ from django.db.models import DateTimeField, ExpressionWrapper, Sum
 from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
 
-from chat.models import LlmCall, Message
+from chat.models import Message
 from chat.services.budgets import budget_settle
+from llm.models import LlmCall
 
 logger = logging.getLogger(__name__)
 

@@ -42,8 +42,9 @@ from django.db import transaction
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from chat.models import Citation, Conversation, Feedback, Message, SemanticCacheEntry
+from chat.models import Citation, Conversation, Feedback, Message
 from chat.selectors.retention import UNFINISHED, PurgeReport
+from llm.models import SemanticCacheEntry
 
 logger = logging.getLogger("cairn.retention")
 

@@ -1,6 +1,6 @@
 """What an account allows to leave the building when text is embedded.
 
-The same two rules as the LLM gateway's (``chat/llm/privacy.py``), applied to
+The same two rules as the LLM gateway's (``llm/privacy.py``), applied to
 embedding calls:
 
 - ``local_providers_only``: the account's knowledge bases may only use an embedding

@@ -10,9 +10,9 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from chat.llm.errors import ProviderError
-from chat.llm.events import CompletionRequest, End, Event, Start, TextDelta, Usage
-from chat.llm.providers.base import CallTimeouts
+from llm.errors import ProviderError
+from llm.events import CompletionRequest, End, Event, Start, TextDelta, Usage
+from llm.providers.base import CallTimeouts
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,6 @@ from django.core.cache import cache
 from django.db import connection, transaction
 from django.test import override_settings
 
-from chat.llm.answer_cache import CacheScope, answer_cache_lookup
-from chat.llm.events import CompletionRequest, Message, Usage
-from chat.llm.gateway import GatewayRequest, GatewayResult, LlmGateway
-from chat.llm.routing import ChainEntry, Route
-from chat.models import LlmCall, SemanticCacheEntry
 from chat.models import Message as ChatMessage
 from chat.services.answers import answer_stream
 from chat.services.conversations import conversation_start
@@ -24,6 +19,11 @@ from kb.embeddings.local import MINILM_MODEL_ID
 from kb.embeddings.queries import _query_embedding, query_embedding
 from kb.models import Account, Chunk, Document
 from kb.services.documents import accounts_delete
+from llm.answer_cache import CacheScope, answer_cache_lookup
+from llm.events import CompletionRequest, Message, Usage
+from llm.gateway import GatewayRequest, GatewayResult, LlmGateway
+from llm.models import LlmCall, SemanticCacheEntry
+from llm.routing import ChainEntry, Route
 from observability.metrics import scrape_registry
 from tests.chat.scripted import Say, ScriptedProvider
 from tests.factories import make_account, make_user
@@ -135,7 +135,7 @@ def test_cached_entries_expire(alpha, settings) -> None:
     assert again.cached == "" and len(alpha.calls) == 2
 
 
-# --- which semantic hits are served (chat.llm.question_agreement, semantic_match) -------
+# --- which semantic hits are served (llm.question_agreement, semantic_match) -------
 
 
 def sources_ask(gateway, question: str, sources: tuple[int, ...]) -> GatewayResult:
@@ -218,7 +218,7 @@ def test_every_semantic_lookup_is_counted_by_its_reason(alpha) -> None:
     }  # fmt: skip
 
 
-# --- what a semantic hit writes (chat.llm.answer_cache._hit_count) ---------------------
+# --- what a semantic hit writes (llm.answer_cache._hit_count) ---------------------
 
 
 def _synchronous_commit() -> str:

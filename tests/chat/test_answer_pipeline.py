@@ -11,9 +11,9 @@ import pytest
 from chat.answering.context import Turn, retrieval_query
 from chat.answering.pipeline import AnswerOutcome, AnswerRequest, answer_compose
 from chat.answering.texts import ABSTENTION_TEXT
-from chat.llm.errors import ProviderError
-from chat.llm.gateway import LlmGateway
-from chat.models import LlmCall
+from llm.errors import ProviderError
+from llm.gateway import LlmGateway
+from llm.models import LlmCall
 from tests.chat.scripted import Fail, Say, ScriptedProvider, fault
 
 pytestmark = pytest.mark.django_db

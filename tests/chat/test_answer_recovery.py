@@ -18,14 +18,15 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from chat.llm.routing import classify_question
-from chat.models import Budget, BudgetReservation, BudgetWindow, LlmCall, Message
+from chat.models import Budget, BudgetReservation, BudgetWindow, Message
 from chat.presentation import PROBLEM_TEXTS
 from chat.services.answers import Finished, Token, answer_estimate, answer_stream
 from chat.services.budgets import budget_reserve
 from chat.services.conversations import conversation_start
 from chat.services.recovery import ABANDONED_TEXT, answers_reap
 from chat.tasks import answers_reap_task
+from llm.models import LlmCall
+from llm.routing import classify_question
 from tests.support.api import api_client
 from tests.support.fake_llm import Reply, SlowFirstToken, fake_llm_routes
 from tests.support.web_process import WebProcess

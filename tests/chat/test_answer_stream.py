@@ -13,8 +13,9 @@ from django.conf import settings as django_settings
 from django.test import Client
 
 from chat import streaming
-from chat.models import LlmCall, Message
+from chat.models import Message
 from chat.services.conversations import conversation_start
+from llm.models import LlmCall
 from tests.support.fake_llm import (
     Reply,
     SlowFirstToken,

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from chat.llm.providers.registry import reset_providers
-from chat.models import Conversation, Feedback, LlmCall, LlmRoute, Message
+from chat.models import Conversation, Feedback, Message
+from llm.models import LlmCall, LlmRoute
+from llm.providers.registry import reset_providers
 from tests.factories import make_account, make_knowledge_base
 from tests.support.api import api_client, error_of
 from web.sliding_window import SLICES

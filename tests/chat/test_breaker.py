@@ -9,7 +9,7 @@ import uuid
 import pytest
 from django.core.cache import caches
 
-from chat.llm.breaker import CircuitBreaker
+from llm.breaker import CircuitBreaker
 from tests.support.processes import REPO_ROOT, manage_env
 
 TEST_REDIS = "redis://127.0.0.1:6379/14"
@@ -92,7 +92,7 @@ def redis_cache(settings):
 OTHER_PROCESS = """
 import django, sys
 django.setup()
-from chat.llm.breaker import CircuitBreaker
+from llm.breaker import CircuitBreaker
 b = CircuitBreaker(sys.argv[1], threshold=3, cooldown_seconds=30)
 if sys.argv[2] == "fail":
     for _ in range(3):

@@ -11,11 +11,11 @@ import pytest
 from django.core import mail
 from django.urls import reverse
 
-from chat.models import LlmCall
 from chat.services.answers import answer_stream
 from chat.services.conversations import conversation_start
 from chat.services.cost_alerts import cost_alert_check
 from kb.models import Account
+from llm.models import LlmCall
 from tests.factories import make_user
 from tests.support.tasks import tasks_run_inline
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from chat.models import LlmCall
 from ingest.services.pipeline import document_ingest
 from kb.embeddings.queries import _query_embedding
 from kb.selectors.search import chunk_search
+from llm.models import LlmCall
 from tests.factories import upload
 
 pytestmark = pytest.mark.django_db

@@ -17,8 +17,9 @@ from chat.answering.abstention import abstention_model
 from chat.answering.extractive import ExtractiveAnswerer
 from chat.answering.sentence_scoring import candidate_sentences, stem
 from chat.answering.texts import ABSTENTION_TEXT
-from chat.llm.errors import ProviderError
-from chat.llm.events import (
+from kb.embeddings.tokens import count_tokens
+from llm.errors import ProviderError
+from llm.events import (
     CompletionRequest,
     ContextPassage,
     End,
@@ -27,8 +28,7 @@ from chat.llm.events import (
     TextDelta,
     Usage,
 )
-from chat.llm.providers.base import CallTimeouts
-from kb.embeddings.tokens import count_tokens
+from llm.providers.base import CallTimeouts
 
 pytestmark = pytest.mark.django_db
 

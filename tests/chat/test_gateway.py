@@ -7,10 +7,10 @@ from decimal import Decimal
 
 import pytest
 
-from chat.llm.events import CompletionRequest, End, Error, Message, Start, TextDelta, Usage
-from chat.llm.gateway import INTERRUPTED_MESSAGE, GatewayRequest, GatewayResult, LlmGateway
-from chat.llm.routing import ChainEntry, Route
-from chat.models import LlmCall
+from llm.events import CompletionRequest, End, Error, Message, Start, TextDelta, Usage
+from llm.gateway import INTERRUPTED_MESSAGE, GatewayRequest, GatewayResult, LlmGateway
+from llm.models import LlmCall
+from llm.routing import ChainEntry, Route
 from tests.chat.scripted import Say, ScriptedProvider, fault
 
 pytestmark = pytest.mark.django_db

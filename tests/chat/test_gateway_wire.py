@@ -13,12 +13,12 @@ from decimal import Decimal
 import pytest
 from django.core.cache import cache
 
-from chat.llm.events import CompletionRequest, End, Error, Message, Start, TextDelta
-from chat.llm.gateway import INTERRUPTED_MESSAGE, GatewayRequest, GatewayResult, LlmGateway
-from chat.llm.providers.anthropic_messages import AnthropicProvider
-from chat.llm.providers.openai_chat import OpenAIChatProvider
-from chat.llm.routing import ChainEntry, Route
-from chat.models import LlmCall
+from llm.events import CompletionRequest, End, Error, Message, Start, TextDelta
+from llm.gateway import INTERRUPTED_MESSAGE, GatewayRequest, GatewayResult, LlmGateway
+from llm.models import LlmCall
+from llm.providers.anthropic_messages import AnthropicProvider
+from llm.providers.openai_chat import OpenAIChatProvider
+from llm.routing import ChainEntry, Route
 from tests.support.fake_llm import (
     Disconnect,
     Fault,

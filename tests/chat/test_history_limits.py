@@ -18,11 +18,11 @@ import pytest
 
 from chat.answering.context import Turn, history_messages, history_select
 from chat.answering.history import history_guard
-from chat.llm.routing import classify_question
 from chat.models import Budget, BudgetReservation, Conversation, Message
 from chat.services.answers import answer_estimate, answer_stream
 from chat.services.conversations import conversation_start
 from kb.embeddings.tokens import count_tokens
+from llm.routing import classify_question
 from tests.support.api import api_client, error_of
 from tests.support.fake_llm import Reply, fake_llm_routes
 

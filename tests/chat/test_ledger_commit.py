@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from django.db import connection, transaction
 
-from chat.llm.ledger import CallContext, llm_call_record
-from chat.models import LlmCall
+from llm.ledger import CallContext, llm_call_record
+from llm.models import LlmCall
 from tests.factories import make_account
 
 

@@ -7,9 +7,10 @@ from decimal import Decimal
 
 import pytest
 
-from chat.llm.events import Usage
-from chat.llm.pricing import call_cost, parse_price_table
-from chat.llm.routing import (
+from llm.events import Usage
+from llm.models import LlmCall, LlmRoute
+from llm.pricing import call_cost, parse_price_table
+from llm.routing import (
     COMPLEX,
     SIMPLE,
     ChainEntry,
@@ -17,7 +18,6 @@ from chat.llm.routing import (
     parse_chain,
     route_named,
 )
-from chat.models import LlmCall, LlmRoute
 
 TABLE = parse_price_table(
     json.dumps(
@@ -100,7 +100,7 @@ def test_the_ledger_is_visible_per_account_in_the_admin(client) -> None:
                                provider="openai", model=model, status="ok")  # fmt: skip
     client.force_login(make_user(account=mine, role="staff"))
 
-    page = client.get(reverse("admin:chat_llmcall_changelist")).content.decode()
+    page = client.get(reverse("admin:llm_llmcall_changelist")).content.decode()
 
     assert "my-model" in page and "their-model" not in page
 
@@ -110,7 +110,7 @@ def test_a_route_with_a_malformed_chain_is_refused_in_the_admin(admin_client) ->
     from django.urls import reverse
 
     response = admin_client.post(
-        reverse("admin:chat_llmroute_add"),
+        reverse("admin:llm_llmroute_add"),
         {"name": "simple", "chain": "gpt-4o", "max_tokens": 300, "temperature": 0.1},
     )
 

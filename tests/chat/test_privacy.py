@@ -13,11 +13,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from chat.llm.events import CompletionRequest, ContextPassage
-from chat.llm.events import Message as ChatMessage
-from chat.llm.privacy import PlaceholderRestorer, completion_redact
-from chat.llm.providers.registry import reset_providers
-from chat.models import LlmCall, LlmRoute, Message, SemanticCacheEntry
+from chat.models import Message
+from llm.events import CompletionRequest, ContextPassage
+from llm.events import Message as ChatMessage
+from llm.models import LlmCall, LlmRoute, SemanticCacheEntry
+from llm.privacy import PlaceholderRestorer, completion_redact
+from llm.providers.registry import reset_providers
 from tests.support.api import api_client
 from tests.support.fake_llm import Reply, fake_llm_routes
 

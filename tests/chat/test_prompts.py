@@ -17,7 +17,7 @@ from chat.answering.prompts import (
     render_user,
 )
 from chat.answering.texts import ABSTENTION_TEXT
-from chat.llm.events import ContextPassage
+from llm.events import ContextPassage
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 

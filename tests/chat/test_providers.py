@@ -11,12 +11,12 @@ from dataclasses import dataclass
 
 import pytest
 
-from chat.llm.errors import FirstTokenTimeout, ProviderError
-from chat.llm.events import CompletionRequest, End, Event, Message, Start, TextDelta, Usage
-from chat.llm.providers.anthropic_messages import AnthropicProvider
-from chat.llm.providers.base import CallTimeouts, Provider
-from chat.llm.providers.openai_chat import OpenAIChatProvider, parse_retry_after
 from kb.embeddings.tokens import count_tokens
+from llm.errors import FirstTokenTimeout, ProviderError
+from llm.events import CompletionRequest, End, Event, Message, Start, TextDelta, Usage
+from llm.providers.anthropic_messages import AnthropicProvider
+from llm.providers.base import CallTimeouts, Provider
+from llm.providers.openai_chat import OpenAIChatProvider, parse_retry_after
 from tests.support.fake_llm import (
     Disconnect,
     FakeLLMServer,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from chat.llm.question_agreement import DISAGREEMENTS, questions_agree
+from llm.question_agreement import DISAGREEMENTS, questions_agree
 
 
 @pytest.mark.parametrize(

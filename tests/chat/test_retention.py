@@ -17,21 +17,13 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
-from chat.models import (
-    Budget,
-    BudgetWindow,
-    Citation,
-    Conversation,
-    Feedback,
-    LlmCall,
-    Message,
-    SemanticCacheEntry,
-)
+from chat.models import Budget, BudgetWindow, Citation, Conversation, Feedback, Message
 from chat.services.answers import answer_regenerate, answer_stream
 from chat.services.conversations import conversation_start, question_ask
 from chat.services.feedback import FeedbackRejected, feedback_give
 from chat.services.retention import conversations_purge, retention_cutoff
 from chat.tasks import retention_purge_task
+from llm.models import LlmCall, SemanticCacheEntry
 from tests.support.api import api_client
 
 REPO = Path(__file__).resolve().parent.parent.parent

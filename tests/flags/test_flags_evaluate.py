@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from chat.llm.providers.registry import reset_providers
+from llm.providers.registry import reset_providers
 from tests.support.fake_llm import Reply, running_fake_llm
 
 pytestmark = pytest.mark.django_db

@@ -11,14 +11,15 @@ from __future__ import annotations
 import pytest
 from django.test import override_settings
 
-from chat.llm.providers.registry import reset_providers
-from chat.models import LlmCall, Message
+from chat.models import Message
 from chat.services.answers import answer_stream
 from chat.services.conversations import conversation_start
 from ingest.services.demo import demo_load
 from ingest.services.pipeline import document_ingest
 from kb.models import Account, Document
 from kb.services.documents import accounts_delete
+from llm.models import LlmCall
+from llm.providers.registry import reset_providers
 from tests.flags.conftest import make_flag, users_on_each_side
 from tests.support.fake_llm import Reply, fake_llm_routes, running_fake_llm
 

@@ -28,9 +28,10 @@ from django.db import connection
 from django.utils.crypto import get_random_string
 from prometheus_client.parser import text_string_to_metric_families
 
-from chat.models import Conversation, LlmCall, LlmRoute, Message
+from chat.models import Conversation, Message
 from kb.models import Account, Document, KnowledgeBase
 from kb.services.api_keys import api_key_create
+from llm.models import LlmCall, LlmRoute
 from tests.factories import make_account, make_knowledge_base, make_user
 from tests.integration.cluster import Cluster, WebServer, running_cluster
 from tests.support.fake_llm import FakeLLMServer, Fault, running_fake_llm

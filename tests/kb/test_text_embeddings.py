@@ -17,7 +17,6 @@ from django.test.utils import CaptureQueriesContext
 
 from chat.answering.extractive import ExtractiveAnswerer
 from chat.answering.pipeline import AnswerOutcome, AnswerRequest, answer_compose
-from chat.llm.gateway import LlmGateway
 from ingest.services.pipeline import document_ingest
 from kb.embeddings import registry
 from kb.embeddings.local import MINILM_MODEL_ID
@@ -26,6 +25,7 @@ from kb.models import Chunk, Document, KnowledgeBase, TextEmbedding
 from kb.selectors.search import chunk_search
 from kb.services.documents import knowledge_bases_delete
 from kb.units import chunk_units
+from llm.gateway import LlmGateway
 from tests.chat.conftest import PLANS, REFUNDS
 from tests.factories import make_account, make_knowledge_base, upload
 from tests.support.tasks import tasks_run_inline

@@ -20,12 +20,12 @@ from django.test import AsyncClient, Client
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from chat.llm.events import CompletionRequest, Message
-from chat.llm.gateway import GatewayRequest, GatewayResult, LlmGateway
-from chat.llm.routing import route_named
-from chat.models import LlmCall
 from ingest.services.pipeline import document_ingest
 from ingest.tasks import document_ingest_task
+from llm.events import CompletionRequest, Message
+from llm.gateway import GatewayRequest, GatewayResult, LlmGateway
+from llm.models import LlmCall
+from llm.routing import route_named
 from observability.metrics import scrape_registry
 from tests.chat.scripted import Say, ScriptedProvider, fault
 from tests.conftest import REPO_ROOT

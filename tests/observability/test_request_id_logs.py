@@ -14,8 +14,9 @@ import httpx2
 import pytest
 import sseclient
 
-from chat.models import LlmCall, Message
+from chat.models import Message
 from ingest.services.pipeline import document_ingest
+from llm.models import LlmCall
 from observability.logging import request_id_bound, request_id_get
 from tests.factories import upload
 from tests.support.api import api_client
@@ -120,7 +121,7 @@ def test_one_answer_carries_one_request_id_through_web_gateway_ledger_and_task_l
     lines = json_log()
     (web,) = [line for line in _lines(lines, "cairn.requests") if line["path"] == "/api/v1/answers"]
     assert web["request_id"] == request_id and web["status"] == 200 and web["method"] == "POST"
-    (gateway,) = _lines(lines, "chat.llm.gateway")
+    (gateway,) = _lines(lines, "llm.gateway")
     assert gateway["request_id"] == request_id
     assert [gateway[f] for f in ("provider", "model", "status")] == ["local", "extractive", "ok"]
     assert gateway["attempt"] == 1 and gateway["latency_ms"] >= 0 and gateway["input_tokens"] > 0

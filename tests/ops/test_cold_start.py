@@ -23,21 +23,14 @@ from django.conf import settings
 from django.urls import URLResolver, clear_url_caches, get_resolver
 
 from chat.answering.abstention import abstention_model
-from chat.llm.providers.registry import reset_providers
-from chat.models import (
-    BudgetReservation,
-    Citation,
-    Conversation,
-    LlmCall,
-    LlmRoute,
-    Message,
-    SemanticCacheEntry,
-)
+from chat.models import BudgetReservation, Citation, Conversation, Message
 from ingest.services.pipeline import document_ingest
 from kb.embeddings.local import MINILM_MODEL_ID
 from kb.embeddings.registry import get_embedder, reset_embedders
 from kb.models import Chunk
 from kb.units import text_terms
+from llm.models import LlmCall, LlmRoute, SemanticCacheEntry
+from llm.providers.registry import reset_providers
 from ops import warmup
 from ops.warmup import WarmUpState, answer_rehearse, warm_up
 from tests.factories import upload

@@ -16,8 +16,9 @@ from typing import Any
 from django.contrib.auth.models import AbstractUser
 from django.utils import timezone
 
-from chat.models import Conversation, Feedback, LlmCall, Message
+from chat.models import Conversation, Feedback, Message
 from kb.models import Account, Document, KnowledgeBase
+from llm.models import LlmCall
 from tests.factories import make_account, make_knowledge_base, make_user
 
 _sequence = itertools.count(1)

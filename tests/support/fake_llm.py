@@ -713,8 +713,8 @@ def fake_llm_routes(
 ) -> Iterator[FakeLLMServer]:
     """The fake server as the ``openai_compatible`` provider, every answer route set to
     ``chain`` (LlmRoute rows), retries off unless ``retries`` says otherwise."""
-    from chat.llm.providers.registry import reset_providers
-    from chat.models import LlmRoute
+    from llm.models import LlmRoute
+    from llm.providers.registry import reset_providers
 
     with running_fake_llm() as server:
         settings.CAIRN_OPENAI_COMPATIBLE_BASE_URL = server.openai_base_url

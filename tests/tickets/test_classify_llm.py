@@ -8,7 +8,7 @@ import json
 import pytest
 from django.core.cache import cache
 
-from chat.models import LlmCall
+from llm.models import LlmCall
 from tests.factories import make_account
 from tests.support.fake_llm import Fault, Reply, fake_llm_routes
 from tickets.classification import classify
@@ -125,7 +125,7 @@ def test_a_server_that_is_gone_falls_back_to_the_local_classifier(settings) -> N
     with fake_llm_routes(settings) as server:
         gone = server.openai_base_url
     settings.CAIRN_OPENAI_COMPATIBLE_BASE_URL = gone  # nothing listens there any more
-    from chat.llm.providers.registry import reset_providers
+    from llm.providers.registry import reset_providers
 
     reset_providers()
     try:

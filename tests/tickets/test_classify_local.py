@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chat.models import LlmCall
+from llm.models import LlmCall
 from tests.factories import make_account
 from tickets.classification import classify
 from tickets.classification.cache import classification_cache_key

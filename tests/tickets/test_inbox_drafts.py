@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from chat.answering.citations import CheckedSentence
-from chat.models import LlmCall
+from llm.models import LlmCall
 from tests.support.tasks import tasks_run_inline
 from tests.tickets.core_support import (
     ANSWERED_QUESTION,

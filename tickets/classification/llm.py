@@ -13,11 +13,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from chat.llm.events import CompletionRequest
-from chat.llm.gateway import STATIC_PROVIDER, GatewayRequest, GatewayResult, LlmGateway
-from chat.llm.privacy import DataPolicy, provider_is_local
-from chat.llm.providers.base import Provider
-from chat.llm.routing import Route
+from llm.events import CompletionRequest
+from llm.gateway import STATIC_PROVIDER, GatewayRequest, GatewayResult, LlmGateway
+from llm.privacy import DataPolicy, provider_is_local
+from llm.providers.base import Provider
+from llm.routing import Route
 from tickets.classification.prompts import correction_messages, system_prompt, ticket_message
 from tickets.classification.schema import reply_check
 

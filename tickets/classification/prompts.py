@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from chat.llm.events import Message
+from llm.events import Message
 from tickets.classification.schema import classification_schema
 
 SYSTEM = (

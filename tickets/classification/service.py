@@ -11,13 +11,13 @@ from collections.abc import Sequence
 from django.conf import settings
 from django.db import IntegrityError
 
-from chat.llm.gateway import LlmGateway
-from chat.llm.ledger import CallContext, llm_call_record
-from chat.llm.privacy import DataPolicy
-from chat.llm.providers.registry import configured_providers
-from chat.llm.routing import Route, route_named
 from kb.embeddings.usage import embedding_context
 from kb.models import Account
+from llm.gateway import LlmGateway
+from llm.ledger import CallContext, llm_call_record
+from llm.privacy import DataPolicy
+from llm.providers.registry import configured_providers
+from llm.routing import Route, route_named
 from tickets.classification.cache import (
     classification_cache_get,
     classification_cache_key,

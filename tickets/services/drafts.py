@@ -27,10 +27,10 @@ from django.db import transaction
 from chat.answering.citations import CheckedSentence
 from chat.answering.extractive import ExtractiveAnswerer
 from chat.answering.pipeline import AnswerOutcome, AnswerRequest, SourceRef, answer_compose
-from chat.llm.gateway import LlmGateway
-from chat.llm.providers.registry import configured_providers
 from config.dispatch import enqueue_on_commit
 from kb.models import KnowledgeBase
+from llm.gateway import LlmGateway
+from llm.providers.registry import configured_providers
 from tickets.models import Ticket
 
 logger = logging.getLogger(__name__)

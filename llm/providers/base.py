@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from chat.llm.events import CompletionRequest, Event
+from llm.events import CompletionRequest, Event
 
 
 @dataclass(frozen=True)
@@ -19,14 +19,14 @@ class CallTimeouts:
 class Provider(Protocol):
     name: str  # "openai", "anthropic", "openai_compatible", "local"
     # Optional ``local = True``: the provider runs on the operator's premises, so prompts
-    # are not redacted for it and local-only accounts may use it (chat.llm.privacy).
+    # are not redacted for it and local-only accounts may use it (llm.privacy).
 
     def stream(
         self, request: CompletionRequest, *, model: str, timeouts: CallTimeouts
     ) -> Iterator[Event]:
         """Yield Start, TextDelta..., Usage, End.
 
-        Raise chat.llm.errors.ProviderError for a failure before or during the
+        Raise llm.errors.ProviderError for a failure before or during the
         stream (never yield Error: the gateway decides what the caller sees).
         Must stop promptly when the consumer stops iterating (close the response).
         """

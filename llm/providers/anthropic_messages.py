@@ -20,8 +20,8 @@ import httpx2
 from anthropic.types import Message, MessageParam, TextBlockParam
 from anthropic.types import Usage as AnthropicUsage
 
-from chat.llm.errors import ProviderError
-from chat.llm.events import (
+from llm.errors import ProviderError
+from llm.events import (
     CompletionRequest,
     End,
     Event,
@@ -30,8 +30,8 @@ from chat.llm.events import (
     TextDelta,
     Usage,
 )
-from chat.llm.providers.base import CallTimeouts
-from chat.llm.providers.openai_chat import (
+from llm.providers.base import CallTimeouts
+from llm.providers.openai_chat import (
     Deadlines,
     SdkProvider,
     http_timeout,

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 from django.conf import settings
 
-from chat.models import LlmRoute
+from llm.models import LlmRoute
 
 logger = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 Sentence embeddings place "Who can request a refund?" and "Who cannot request a
 refund?" at cosine 0.96: they are trained to score topic, and one word that flips the
 answer barely moves the vector. So before the semantic cache serves one question's
-answer for another (chat.llm.answer_cache), the two must agree on everything that
+answer for another (llm.answer_cache), the two must agree on everything that
 changes an answer, checked here with plain English rules, in this order:
 
 1. negation (not, never, no, cannot, can't, without, except…), then modality:

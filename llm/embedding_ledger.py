@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import uuid
 
-from chat.llm.events import Usage
-from chat.llm.ledger import CallContext, llm_call_record
 from kb.embeddings.openai_api import OPENAI_PREFIX
 from kb.embeddings.usage import EmbeddingContext, EmbeddingUsage
+from llm.events import Usage
+from llm.ledger import CallContext, llm_call_record
 
 
 def record_embedding_call(usage: EmbeddingUsage, context: EmbeddingContext) -> None:

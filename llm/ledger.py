@@ -9,9 +9,9 @@ from functools import lru_cache
 from django.conf import settings
 from django.db import connection, transaction
 
-from chat.llm.events import Usage
-from chat.llm.pricing import FREE, Price, call_cost, parse_price_table
-from chat.models import LlmCall
+from llm.events import Usage
+from llm.models import LlmCall
+from llm.pricing import FREE, Price, call_cost, parse_price_table
 from observability.metrics import llm_call_observe
 
 
@@ -53,7 +53,7 @@ def llm_call_record(
 ) -> LlmCall:
     """Record one call. Cache hits and replays cost nothing; failed calls cost what the
     provider reported for them (usually nothing). ``cache_reason``: why the answer cache
-    served this answer or not (chat.llm.answer_cache.CacheLookup.reason)."""
+    served this answer or not (llm.answer_cache.CacheLookup.reason)."""
     usage = usage or Usage(0, 0)
     cost = Decimal(0) if cache_hit else call_cost(usage, price_for(provider, model))
     own_transaction = not connection.in_atomic_block

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from decimal import Decimal
 
-from chat.llm.events import Usage
+from llm.events import Usage
 
 MILLION = Decimal(1_000_000)
 

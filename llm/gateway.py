@@ -27,16 +27,17 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 
-from chat.llm.answer_cache import (
+from kb.embeddings.tokens import count_tokens
+from llm.answer_cache import (
     CachedAnswer,
     CacheScope,
     answer_cache_lookup,
     answer_cache_store,
 )
-from chat.llm.backoff import retry_delay
-from chat.llm.breaker import CircuitBreaker
-from chat.llm.errors import ProviderError
-from chat.llm.events import (
+from llm.backoff import retry_delay
+from llm.breaker import CircuitBreaker
+from llm.errors import ProviderError
+from llm.events import (
     CompletionRequest,
     End,
     Error,
@@ -45,16 +46,15 @@ from chat.llm.events import (
     TextDelta,
     Usage,
 )
-from chat.llm.ledger import CallContext, llm_call_record
-from chat.llm.privacy import (
+from llm.ledger import CallContext, llm_call_record
+from llm.privacy import (
     DataPolicy,
     PlaceholderRestorer,
     completion_redact,
     provider_is_local,
 )
-from chat.llm.providers.base import CallTimeouts, Provider
-from chat.llm.routing import ChainEntry, Route
-from kb.embeddings.tokens import count_tokens
+from llm.providers.base import CallTimeouts, Provider
+from llm.routing import ChainEntry, Route
 
 logger = logging.getLogger(__name__)
 

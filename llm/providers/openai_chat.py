@@ -25,13 +25,14 @@ import openai
 from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 from openai.types.completion_usage import CompletionUsage
 
-from chat.llm.errors import (
+from kb.embeddings.tokens import count_tokens
+from llm.errors import (
     RETRYABLE_STATUSES,
     FirstTokenTimeout,
     ProviderError,
     error_class_for_status,
 )
-from chat.llm.events import (
+from llm.events import (
     CompletionRequest,
     End,
     Event,
@@ -40,8 +41,7 @@ from chat.llm.events import (
     TextDelta,
     Usage,
 )
-from chat.llm.providers.base import CallTimeouts
-from kb.embeddings.tokens import count_tokens
+from llm.providers.base import CallTimeouts
 
 DETAIL_LIMIT = 300  # characters of a provider's error message kept in ours
 
@@ -100,7 +100,7 @@ def status_error(
 ) -> ProviderError:
     """A ProviderError for an HTTP error answer.
 
-    Retryable statuses are chat.llm.errors.RETRYABLE_STATUSES unless the server says
+    Retryable statuses are llm.errors.RETRYABLE_STATUSES unless the server says
     otherwise with ``x-should-retry: true|false`` (a header OpenAI and Anthropic send and
     their SDKs obey).
     """

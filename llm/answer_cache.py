@@ -4,7 +4,7 @@ Exact: the normalised prompt (system + conversation, which includes the
 retrieved passages) and the route, in Django's cache (Redis in production).
 Semantic: a stored question whose embedding is within CAIRN_SEMANTIC_CACHE_THRESHOLD
 cosine similarity, in PostgreSQL, and only if it asks the same thing (see
-semantic_match: the wording must agree, chat.llm.question_agreement, and so must
+semantic_match: the wording must agree, llm.question_agreement, and so must
 retrieval). Both are keyed by the account and by the knowledge bases' content
 versions, so one account never sees another's answer and any change to the
 documents invalidates every answer drawn from them. Only first questions are
@@ -30,10 +30,10 @@ from django.core.cache import cache
 from django.db import connection
 from django.utils import timezone
 
-from chat.llm.events import CompletionRequest
-from chat.llm.question_agreement import AGREE, DISAGREEMENTS, questions_agree
-from chat.models import SemanticCacheEntry
 from kb.selectors.search import query_embedding
+from llm.events import CompletionRequest
+from llm.models import SemanticCacheEntry
+from llm.question_agreement import AGREE, DISAGREEMENTS, questions_agree
 from observability.metrics import semantic_cache_observe, semantic_cache_reasons_declare
 
 # Nearest entries weighed per lookup: a near-duplicate that disagrees (the "cannot"

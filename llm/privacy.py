@@ -20,8 +20,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
-from chat.llm.events import CompletionRequest, ContextPassage, Message
 from kb.guard.pii import PLACEHOLDER_RE, pii_redact, pii_restore
+from llm.events import CompletionRequest, ContextPassage, Message
 
 # The longest placeholder prefix worth waiting for: "[EMAIL_" plus a few digits.
 _PARTIAL_PLACEHOLDER = re.compile(r"\[[A-Z]{0,5}(?:_\d{0,4})?$")

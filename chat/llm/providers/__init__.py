@@ -1,1 +1,0 @@
-"""LLM providers: each turns a CompletionRequest into a stream of chat.llm.events."""

@@ -1,0 +1,1 @@
+"""LLM providers: each turns a CompletionRequest into a stream of llm.events."""
