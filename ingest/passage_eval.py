@@ -33,6 +33,7 @@ from ingest.chunking import chunk_document
 from ingest.filetypes import BY_EXTENSION
 from ingest.parsing.base import ParseError
 from ingest.parsing.registry import parse_document
+from kb.embeddings.usage import usage_recording_paused
 from kb.guard.passages import INSTRUCTIONS, passage_scan, sentence_is_instruction
 from kb.sentences import sentence_spans
 
@@ -168,7 +169,6 @@ def document_chunks(root: Path, limit: int | None = None) -> list[str]:
 
 def benign_part(name: str, texts: Sequence[str]) -> BenignPart:
     """Scan every chunk; any flag is a false alarm."""
-    from kb.embeddings.usage import usage_recording_paused
 
     part = BenignPart(name, chunks=len(texts))
     started = time.perf_counter()
@@ -196,7 +196,6 @@ def planted_sets(limit: int | None = None) -> dict[str, list[str]]:
 
 def recall_of(name: str, instructions: Iterable[str]) -> Recall:
     """Each instruction planted in a benign paragraph: is the paragraph flagged?"""
-    from kb.embeddings.usage import usage_recording_paused
 
     result = Recall(name)
     with usage_recording_paused():

@@ -212,7 +212,7 @@ def test_a_superuser_still_makes_anyone_a_member(admin_client, tenants) -> None:
         ("chat.Feedback", "message__conversation__account_id"),
         ("chat.BudgetWindow", "budget__account_id"),
         ("auth.Permission", None),
-        ("chat.LlmRoute", None),
+        ("llm.LlmRoute", None),
     ],
 )
 def test_each_model_is_traced_to_its_account(label, lookup) -> None:

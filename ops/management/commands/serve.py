@@ -19,6 +19,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from ingest.services.demo import demo_load
 from kb.services.accounts import superuser_ensure
 from ops.preflight import (
     check_broker,
@@ -101,8 +102,6 @@ class Command(BaseCommand):
                 )
             )
         if load_demo:
-            from ingest.services.demo import demo_load
-
             result = demo_load()
             if result.created:
                 self.stdout.write(f"Loaded {len(result.created)} demo documents.")
